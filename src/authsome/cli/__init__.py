@@ -1,0 +1,1 @@
+"""The command-line front end: parsing and rendering only, no business logic."""

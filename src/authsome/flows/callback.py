@@ -1,0 +1,183 @@
+"""The loopback redirect listener for the authorization code flow (RFC 8252 section 7.3).
+
+It listens on 127.0.0.1 only, answers requests for other paths or hosts with an
+error and keeps waiting, and handles exactly one request to the callback path:
+after that it closes, whatever the request carried.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import http.server
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from authsome.errors import CancelledError, InputTimeoutError, UsageError
+
+CALLBACK_PATH = "/callback"
+LOOPBACK = "127.0.0.1"
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>authsome</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Connection": "close",
+}
+
+
+@dataclass
+class CallbackResult:
+    code: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+    state_ok: bool = False
+    iss: str | None = None
+
+
+class _Server(http.server.HTTPServer):
+    expected_host: str
+    expected_state: str
+    result: CallbackResult | None
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    timeout = 10  # a client that connects and says nothing cannot hold the listener
+    server_version = "authsome"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        # The request line holds the authorization code: never log it.
+        return
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self.headers.get("Host", "") != self.server.expected_host:
+            self._reply(400, "Wrong address", "This page must be opened as " + self.server.expected_host)
+            return
+        parts = urlsplit(self.path)
+        if parts.path != CALLBACK_PATH:
+            self._reply(404, "Not found", "Nothing here.")
+            return
+        query = parse_qs(parts.query, keep_blank_values=True)
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values and len(values) == 1 else None
+
+        state = one("state") or ""
+        result = CallbackResult(
+            code=one("code"),
+            error=one("error"),
+            error_description=one("error_description"),
+            state_ok=hmac.compare_digest(state.encode(), self.server.expected_state.encode()),
+            iss=one("iss"),
+        )
+        self.server.result = result
+        if not result.state_ok:
+            self._reply(400, "Sign-in stopped", "This answer does not match the sign-in authsome started.")
+        elif result.error:
+            self._reply(400, "Sign-in not completed", f"The provider answered: {result.error}.")
+        elif not result.code:
+            self._reply(400, "Sign-in not completed", "The provider sent no authorization code.")
+        else:
+            self._reply(200, "Signed in", "authsome received the authorization. You can close this tab.")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._reply(405, "Not allowed", "Only GET is accepted here.")
+
+    def _reply(self, status: int, title: str, text: str) -> None:
+        body = _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
+        self.send_response(status)
+        for name, value in _HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class LoopbackCallback:
+    """Bind ``127.0.0.1:port`` (``port`` 0: any free port) and wait for the redirect."""
+
+    def __init__(self, port: int = 0) -> None:
+        try:
+            self._server = _Server((LOOPBACK, port), _Handler)
+        except OSError:
+            raise UsageError(
+                f"Cannot listen on {LOOPBACK}:{port} for the OAuth callback: the port is in use.",
+                hint="Stop whatever uses that port (another login in progress?) and try again.",
+            ) from None
+        self.port = self._server.server_address[1]
+        self._server.expected_host = f"{LOOPBACK}:{self.port}"
+        self._server.result = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}{CALLBACK_PATH}"
+
+    def wait(self, expected_state: str, timeout: float) -> CallbackResult:
+        """Serve until the callback request arrives (then close) or ``timeout`` seconds pass."""
+        self._server.expected_state = expected_state
+        deadline = time.monotonic() + timeout
+        try:
+            while self._server.result is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise InputTimeoutError(
+                        f"Timed out after {timeout:.0f} s waiting for the browser sign-in.",
+                        hint="Run the login again (use --timeout SECONDS for more time).",
+                    )
+                self._server.timeout = min(left, 1.0)
+                try:
+                    self._server.handle_request()
+                except OSError:  # includes socket timeouts
+                    continue
+            return self._server.result
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._server.server_close()
+
+    def __enter__(self) -> LoopbackCallback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_result(result: CallbackResult, *, label: str) -> str:
+    """The authorization code, or the error the callback carried."""
+    if not result.state_ok:
+        raise CancelledError(
+            f"The OAuth callback for {label} carried a state that does not match this login; "
+            "the login was stopped for safety.",
+            hint="Run the login again from the start, in one browser tab.",
+        )
+    if result.error == "access_denied":
+        raise CancelledError(
+            f"The sign-in to {label} was denied at the provider.",
+            hint="Run the login again and approve the request.",
+        )
+    if result.error or not result.code:
+        reason = _safe_code(result.error) if result.error else "no authorization code"
+        raise CancelledError(
+            f"The sign-in to {label} did not complete ({reason}).",
+            hint="Run the login again.",
+        )
+    return result.code
+
+
+def _safe_code(value: str) -> str:
+    """An error code from the network, shown only if it looks like one (no control characters)."""
+    return value if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) else "unrecognised error"

@@ -1,0 +1,87 @@
+"""The environment of a child started by ``authsome run``.
+
+The child learns where the proxy is and whom to trust, and gets placeholders
+instead of credentials. Whatever unlocks authsome itself (a passphrase, a
+Vault/OpenBao token, other ``AUTHSOME_*`` settings) is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+
+from authsome.proxy.routes import PLACEHOLDER, Route
+
+#: Variables that point common runtimes at a CA bundle file.
+CA_BUNDLE_VARS = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "AWS_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "HTTPLIB2_CA_CERTS",
+)
+#: Removed: a directory of CAs would be used instead of, or beside, the bundle.
+REMOVED_VARS = ("SSL_CERT_DIR",)
+#: Prefixes of variables that must never reach the child.
+REMOVED_PREFIXES = ("AUTHSOME_", "VAULT_", "BAO_")
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+NO_PROXY_VALUE = "localhost,127.0.0.1,::1"
+PRELOAD_PATH = Path(__file__).with_name("node_preload.js")
+
+
+def system_ca_pem() -> bytes:
+    """The CA certificates this process trusts by default (system store or SSL_CERT_FILE)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (os.environ.get("SSL_CERT_FILE"), paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            try:
+                return Path(candidate).read_bytes()
+            except OSError:
+                continue
+    # No bundle file: export what the default context loaded (e.g. from a CA directory).
+    ctx = ssl.create_default_context()
+    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ctx.get_ca_certs(binary_form=True)).encode()
+
+
+def build_ca_bundle(run_ca_pem: bytes, extra_ca_bundle: str | None) -> bytes:
+    """System trust + the optional extra bundle + the run's CA, as one PEM file's content."""
+    parts = [system_ca_pem()]
+    if extra_ca_bundle:
+        parts.append(Path(extra_ca_bundle).read_bytes())
+    parts.append(run_ca_pem)
+    return b"\n".join(part.rstrip(b"\n") + b"\n" for part in parts if part)
+
+
+def _node_options(existing: str | None) -> str:
+    require = f'--require "{PRELOAD_PATH}"'
+    return f"{existing} {require}" if existing else require
+
+
+def build_child_env(
+    base: Mapping[str, str],
+    *,
+    proxy_url: str,
+    ca_bundle_path: str,
+    routes: list[Route],
+) -> dict[str, str]:
+    """The child's environment from ``base`` (normally ``os.environ``)."""
+    env = {
+        key: value
+        for key, value in base.items()
+        if not key.startswith(REMOVED_PREFIXES) and key not in REMOVED_VARS
+    }
+    for name in PROXY_VARS:
+        env[name] = proxy_url
+    env["NO_PROXY"] = env["no_proxy"] = NO_PROXY_VALUE
+    for name in CA_BUNDLE_VARS:
+        env[name] = ca_bundle_path
+    env["NODE_OPTIONS"] = _node_options(base.get("NODE_OPTIONS"))
+    for route in routes:
+        for name in route.env_vars:
+            env[name] = PLACEHOLDER
+    return env

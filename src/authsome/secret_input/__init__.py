@@ -1,0 +1,1 @@
+"""The sensitive input pipeline: browser form, masked terminal, opt-in env/stdin import."""
