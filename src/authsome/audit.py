@@ -9,8 +9,22 @@ from pathlib import Path
 
 # Keys an event may carry; anything else is dropped so a caller cannot log a secret by accident.
 _ALLOWED = frozenset(
-    {"event", "provider", "connection", "outcome", "flow", "host", "method", "path", "status", "detail",
-     "field", "format", "source", "pid"}
+    {
+        "event",
+        "provider",
+        "connection",
+        "outcome",
+        "flow",
+        "host",
+        "method",
+        "path",
+        "status",
+        "detail",
+        "field",
+        "format",
+        "source",
+        "pid",
+    }
 )
 
 

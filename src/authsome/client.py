@@ -8,36 +8,17 @@ touch the network and never import the OAuth stack.
 from __future__ import annotations
 
 import os
-import time
 
+from authsome.connection_info import AVAILABLE, METADATA_FIELDS, field_text, valid_name
+from authsome.connection_info import metadata as _metadata
 from authsome.errors import (
     ConnectionNotFoundError,
     NotLoggedInError,
     UsageError,
 )
 from authsome.home import Home
-from authsome.vault.store import AVAILABLE, CONNECTED, EXPIRED
 
-NAME_MAX = 64
-# Fields of a connection that are metadata (everything else a connection has is a credential field).
-METADATA_FIELDS = (
-    "provider", "connection", "status", "auth_type", "flow", "is_default",
-    "created_at", "updated_at", "expires_at", "scopes",
-)
 REDACTED = "[redacted]"
-
-
-def valid_name(name: str) -> bool:
-    """Provider and connection names: ``^[a-z0-9][a-z0-9._-]*$``, no ``..``, at most 64 characters."""
-    if not name or len(name) > NAME_MAX or ".." in name:
-        return False
-    if not (name[0].isascii() and (name[0].islower() or name[0].isdigit())):
-        return False
-    return all(c.isascii() and (c.islower() or c.isdigit() or c in "._-") for c in name)
-
-
-def iso_time(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 class Authsome:
@@ -133,8 +114,11 @@ class Authsome:
         record = store.get_connection(provider.name, connection)
         if record is None:
             others = [r.connection for r in store.list_connections(provider.name)]
-            hint = (f"Known connections of {provider.name}: {', '.join(others)}." if others
-                    else f"Run 'authsome login {provider.name} --connection {connection}'.")
+            hint = (
+                f"Known connections of {provider.name}: {', '.join(others)}."
+                if others
+                else f"Run 'authsome login {provider.name} --connection {connection}'."
+            )
             raise ConnectionNotFoundError(f"{provider.name} has no connection named '{connection}'.", hint=hint)
         return provider, record
 
@@ -147,9 +131,19 @@ class Authsome:
             connected = {r["provider"] for r in rows}
             for name in self.registry.names():
                 if name not in connected:
-                    rows.append({"provider": name, "connection": None, "status": AVAILABLE, "auth_type":
-                                 self.registry.get(name).auth_type, "is_default": False, "created_at": None,
-                                 "updated_at": None, "expires_at": None, "scopes": []})
+                    rows.append(
+                        {
+                            "provider": name,
+                            "connection": None,
+                            "status": AVAILABLE,
+                            "auth_type": self.registry.get(name).auth_type,
+                            "is_default": False,
+                            "created_at": None,
+                            "updated_at": None,
+                            "expires_at": None,
+                            "scopes": [],
+                        }
+                    )
             rows.sort(key=lambda r: (r["provider"], r["connection"] or ""))
         return rows
 
@@ -165,12 +159,7 @@ class Authsome:
         """One field of a connection, as ``get --field`` prints it."""
         prov, record = self.resolve(provider, connection)
         if field in METADATA_FIELDS:
-            value = _metadata(record, self.store.get_default(prov.name) == record.connection)[field]
-            if isinstance(value, list):
-                return " ".join(value)
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            return "" if value is None else str(value)
+            return field_text(_metadata(record, self.store.get_default(prov.name) == record.connection)[field])
         if field not in record.sealed:
             known = ", ".join(list(METADATA_FIELDS) + record.secret_fields())
             raise UsageError(f"{prov.name} ({record.connection}) has no field '{field}'.", hint=f"Fields: {known}.")
@@ -178,13 +167,12 @@ class Authsome:
         if secret and not show_secret:
             raise UsageError(
                 f"'{field}' of {prov.name} ({record.connection}) is a secret.",
-                hint=f"Add --show-secret to print it, or prefer 'authsome run -- <command>'.",
+                hint="Add --show-secret to print it, or prefer 'authsome run -- <command>'.",
             )
         if not secret:
             return record.secret(field)
         value = self.credential_secrets(prov.name, record.connection, _resolved=(prov, record))[field]
-        self.audit.record("show_secret", provider=prov.name, connection=record.connection, field=field,
-                          outcome="ok")
+        self.audit.record("show_secret", provider=prov.name, connection=record.connection, field=field, outcome="ok")
         return value
 
     # ---- secret reads ------------------------------------------------------------------
@@ -217,7 +205,9 @@ class Authsome:
         prov, record = self.resolve(provider, connection)
         secrets = self.credential_secrets(prov.name, record.connection, _resolved=(prov, record))
         mapping = prov.export_env()
-        result = {var: secrets[field] for field, var in mapping.items() if field in secrets and field != "refresh_token"}
+        result = {
+            var: secrets[field] for field, var in mapping.items() if field in secrets and field != "refresh_token"
+        }
         return result
 
     # ---- writes ---------------------------------------------------------------------
@@ -301,28 +291,3 @@ def _is_secret_field(provider, name: str) -> bool:
         if field.name == name:
             return field.secret
     return True  # unknown to the definition: treat as secret
-
-
-def connection_status(record) -> str:
-    """Status from what is stored; never touches the network."""
-    if record.status == EXPIRED:
-        return EXPIRED
-    if record.auth_type == "oauth2" and record.expires_at is not None and record.expires_at <= time.time():
-        if "refresh_token" not in record.sealed:
-            return EXPIRED
-    return record.status or CONNECTED
-
-
-def _metadata(record, is_default: bool) -> dict:
-    return {
-        "provider": record.provider,
-        "connection": record.connection,
-        "status": connection_status(record),
-        "auth_type": record.auth_type,
-        "flow": record.flow,
-        "is_default": is_default,
-        "created_at": iso_time(record.created_at),
-        "updated_at": iso_time(record.updated_at),
-        "expires_at": iso_time(record.expires_at),
-        "scopes": list(record.scopes),
-    }

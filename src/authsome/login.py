@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from authsome.errors import ConflictError, UsageError
+from authsome.errors import AuthsomeError, ConflictError, UsageError
 from authsome.vault.store import CONNECTED
 
 FLOWS = ("api_key", "pkce", "device_code", "dcr_pkce")
 
 
-def login(client, provider_name: str, connection: str | None = None, *, force: bool = False,
-          source: str = "auto", timeout: float = 300, flow: str | None = None, scopes=None,
-          base_url: str | None = None, client_id: str | None = None, announce=None) -> dict:
+def login(
+    client,
+    provider_name: str,
+    connection: str | None = None,
+    *,
+    force: bool = False,
+    source: str = "auto",
+    timeout: float = 300,
+    flow: str | None = None,
+    scopes=None,
+    base_url: str | None = None,
+    client_id: str | None = None,
+    announce=None,
+) -> dict:
     """Log in to a provider. Without ``force`` an existing connection is left unchanged.
 
     Returns ``{"provider", "connection", "changed", "flow"}``.
@@ -34,30 +45,70 @@ def login(client, provider_name: str, connection: str | None = None, *, force: b
 
     existing = store.get_connection(provider.name, connection)
     if existing is not None and not force:
-        return {"provider": provider.name, "connection": connection, "changed": False, "flow": existing.flow,
-                "message": f"{provider.name} ({connection}) is already logged in; nothing changed.",
-                "hint": f"Run 'authsome login {provider.name}{_conn_flag(connection)} --force' to replace it."}
+        return {
+            "provider": provider.name,
+            "connection": connection,
+            "changed": False,
+            "flow": existing.flow,
+            "message": f"{provider.name} ({connection}) is already logged in; nothing changed.",
+            "hint": f"Run 'authsome login {provider.name}{_conn_flag(connection)} --force' to replace it.",
+        }
 
     if chosen_flow == "api_key":
-        fields = _capture_api_key(provider, connection, source, timeout, announce)
-        record = {"auth_type": "api_key", "flow": "api_key", "status": CONNECTED, "secrets": fields,
-                  "expires_at": None, "scopes": [], "metadata": {}}
+        try:
+            fields = _capture_api_key(provider, connection, source, timeout, announce)
+        except AuthsomeError as err:
+            client.audit.record("login", provider=provider.name, connection=connection, outcome=err.type)
+            raise
+        record = {
+            "auth_type": "api_key",
+            "flow": "api_key",
+            "status": CONNECTED,
+            "secrets": fields,
+            "expires_at": None,
+            "scopes": [],
+            "metadata": {},
+        }
     else:
         from authsome.flows.oauth_login import login_oauth
 
-        record = login_oauth(client, provider, flow=chosen_flow, connection=connection, scopes=scopes,
-                             base_url=base_url, client_id=client_id, source=source, timeout=timeout,
-                             announce=announce)
+        record = login_oauth(
+            client,
+            provider,
+            flow=chosen_flow,
+            connection=connection,
+            scopes=scopes,
+            base_url=base_url,
+            client_id=client_id,
+            source=source,
+            timeout=timeout,
+            announce=announce,
+        )
     try:
-        store.put_connection(provider=provider.name, connection=connection,
-                             expected_version=existing.version if existing else 0, **record)
+        store.put_connection(
+            provider=provider.name,
+            connection=connection,
+            expected_version=existing.version if existing else 0,
+            **record,
+        )
     except ConflictError:
         client.audit.record("login", provider=provider.name, connection=connection, outcome="conflict")
         raise
-    client.audit.record("login", provider=provider.name, connection=connection, flow=chosen_flow,
-                        outcome="rotated" if existing else "ok", source=source)
-    return {"provider": provider.name, "connection": connection, "changed": True, "flow": chosen_flow,
-            "rotated": existing is not None}
+    client.audit.record(
+        "login",
+        provider=provider.name,
+        connection=connection,
+        flow=chosen_flow,
+        outcome="rotated" if existing else "ok",
+        source=source,
+    )
+    return {
+        "provider": provider.name,
+        "connection": connection,
+        "changed": True,
+        "flow": chosen_flow,
+        "rotated": existing is not None,
+    }
 
 
 def _capture_api_key(provider, connection: str, source: str, timeout: float, announce) -> dict[str, str]:

@@ -12,11 +12,13 @@ def whoami(client) -> dict:
     config = client.config
     info = {"home": str(client.home.path), "initialised": config is not None}
     if config is not None:
-        info.update({
-            "backend": config.get("backend", "local"),
-            "key_source": config.get("key_source"),
-            "key_id": config.get("key_id"),
-        })
+        info.update(
+            {
+                "backend": config.get("backend", "local"),
+                "key_source": config.get("key_source"),
+                "key_id": config.get("key_id"),
+            }
+        )
         if config.get("key_source") == "keyring":
             info["keyring_backend"] = (config.get("keyring") or {}).get("backend")
         info["connections"] = len(client.store.list_connections())

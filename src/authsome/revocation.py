@@ -38,6 +38,11 @@ def revoke(client, provider_name: str, connection: str | None = None) -> dict:
     else:
         client.store.delete_provider(provider.name)
     names = [r.connection for r in records]
-    client.audit.record("revoke", provider=provider.name, connection=connection, outcome="ok",
-                        detail=f"revoked at provider: {len(revoked_remotely)}, removed locally: {len(names)}")
+    client.audit.record(
+        "revoke",
+        provider=provider.name,
+        connection=connection,
+        outcome="ok",
+        detail=f"revoked at provider: {len(revoked_remotely)}, removed locally: {len(names)}",
+    )
     return {"provider": provider.name, "connections": names, "revoked_at_provider": revoked_remotely}

@@ -155,3 +155,16 @@ def form_run():
             except OSError:
                 pass
             run.thread.join(10)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python that imports this checkout's authsome."""
+    import os
+
+    import authsome
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(authsome.__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHSOME_", "PYTEST_", "NO_COLOR"))}
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
+    env.update(extra)
+    return env

@@ -58,13 +58,18 @@ def cli() -> None:
 
 
 def connection_option(fn):
-    return click.option("--connection", "-c", metavar="NAME", help="Connection name (default: the provider's default).")(fn)
+    return click.option(
+        "--connection", "-c", metavar="NAME", help="Connection name (default: the provider's default)."
+    )(fn)
 
 
 # ---- setup -----------------------------------------------------------------------------
 @command("init")
-@click.option("--key-source", type=click.Choice(["keyring", "file", "passphrase"]),
-              help="Where the vault key lives (default: OS keyring if a real one works, else a key file).")
+@click.option(
+    "--key-source",
+    type=click.Choice(["keyring", "file", "passphrase"]),
+    help="Where the vault key lives (default: OS keyring if a real one works, else a key file).",
+)
 def init_cmd(client, as_json, key_source):
     """Create the authsome home and fix its key source."""
     existed = client.config is not None
@@ -149,7 +154,9 @@ def get_cmd(client, as_json, provider, connection, field, show_secret):
     from authsome.errors import UsageError
 
     if show_secret and not field:
-        raise UsageError("--show-secret needs --field.", hint=f"e.g. authsome get {provider} --field api_key --show-secret")
+        raise UsageError(
+            "--show-secret needs --field.", hint=f"e.g. authsome get {provider} --field api_key --show-secret"
+        )
     if field:
         value = client.get_field(provider, field, connection, show_secret=show_secret)
         if as_json:
@@ -204,15 +211,37 @@ def log_cmd(client, as_json, limit):
 @click.option("--from-env", is_flag=True, help="Read the key from the provider's environment variable.")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the key from standard input (piped).")
 @click.option("--no-browser", is_flag=True, help="Ask on the terminal (masked) instead of the browser form.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True, metavar="SECONDS",
-              help="How long to wait for the browser form, OAuth callback or device approval.")
-@click.option("--flow", type=click.Choice(["api_key", "pkce", "device_code", "dcr_pkce"]),
-              help="Authentication flow (default: the provider's).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the browser form, OAuth callback or device approval.",
+)
+@click.option(
+    "--flow",
+    type=click.Choice(["api_key", "pkce", "device_code", "dcr_pkce"]),
+    help="Authentication flow (default: the provider's).",
+)
 @click.option("--scopes", metavar="A,B", help="OAuth scopes, comma-separated.")
 @click.option("--base-url", metavar="URL", help="Base URL for self-hosted providers (GitLab, GitHub Enterprise).")
 @click.option("--client-id", metavar="ID", help="OAuth client id (public; the client secret is never an argument).")
-def login_cmd(client, as_json, provider, connection, force, from_env, from_stdin, no_browser, timeout, flow, scopes,
-              base_url, client_id):
+def login_cmd(
+    client,
+    as_json,
+    provider,
+    connection,
+    force,
+    from_env,
+    from_stdin,
+    no_browser,
+    timeout,
+    flow,
+    scopes,
+    base_url,
+    client_id,
+):
     """Log in to a provider. Keys are never accepted as arguments."""
     from authsome.errors import UsageError
 
@@ -220,8 +249,15 @@ def login_cmd(client, as_json, provider, connection, force, from_env, from_stdin
         raise UsageError("Use at most one of --from-env, --stdin and --no-browser.")
     source = "env" if from_env else "stdin" if from_stdin else "terminal" if no_browser else "auto"
     result = client.login(
-        provider, connection, force=force, source=source, timeout=timeout, flow=flow,
-        scopes=[s for s in scopes.split(",") if s] if scopes else None, base_url=base_url, client_id=client_id,
+        provider,
+        connection,
+        force=force,
+        source=source,
+        timeout=timeout,
+        flow=flow,
+        scopes=[s for s in scopes.split(",") if s] if scopes else None,
+        base_url=base_url,
+        client_id=client_id,
         announce=output.message,
     )
     if as_json:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("get", "list") and os.environ.get("AUTHSOME_NO_FASTPATH") != "1":
+        from authsome.cli.fast import run
+
+        code = run(argv)
+        if code is not None:
+            sys.exit(code)
     from authsome.cli.app import main as app_main
 
     sys.exit(app_main())

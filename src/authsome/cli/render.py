@@ -19,7 +19,7 @@ def render_fields(info: dict) -> str:
     lines = []
     for key, value in info.items():
         if isinstance(value, list):
-            value = " ".join(value)
+            value = " ".join(value) or "-"
         elif isinstance(value, bool):
             value = "true" if value else "false"
         elif value is None:
@@ -32,8 +32,14 @@ def render_events(events: list[dict]) -> str:
     rows = []
     for e in events:
         where = e.get("host") and f"{e.get('method', '')} {e['host']}{e.get('path', '')} -> {e.get('status', '')}"
-        rows.append([
-            e.get("time", "-"), e.get("event", "-"), e.get("provider") or "-", e.get("connection") or "-",
-            str(e.get("outcome") or "-"), where or e.get("detail") or "",
-        ])
+        rows.append(
+            [
+                e.get("time", "-"),
+                e.get("event", "-"),
+                e.get("provider") or "-",
+                e.get("connection") or "-",
+                str(e.get("outcome") or "-"),
+                where or e.get("detail") or "",
+            ]
+        )
     return table(rows, ["TIME", "EVENT", "PROVIDER", "CONNECTION", "OUTCOME", "DETAIL"]) if rows else ""

@@ -15,9 +15,7 @@ Announce = Callable[[str], None]
 def check_browser_url(url: str) -> str:
     """Only ``https:`` URLs (or ``http:`` to a loopback address) are ever handed to a browser."""
     parts = urlsplit(url)
-    ok = (parts.scheme == "https" and parts.hostname) or (
-        parts.scheme == "http" and is_loopback_host(parts.hostname)
-    )
+    ok = (parts.scheme == "https" and parts.hostname) or (parts.scheme == "http" and is_loopback_host(parts.hostname))
     if not ok or any(ch in url for ch in "\r\n\t\x00 "):
         raise UsageError(
             "Refusing to open a sign-in URL that is not a plain https:// URL.",

@@ -50,6 +50,24 @@ def oauth_session(
     )
 
 
+def _http_modules() -> tuple:
+    """httpx, and httpx2 when installed: Authlib prefers httpx2, whose exceptions are its own."""
+    import httpx
+
+    modules = [httpx]
+    try:
+        import httpx2  # type: ignore[import-not-found]
+
+        modules.append(httpx2)
+    except ImportError:
+        pass
+    return tuple(modules)
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    return any(isinstance(exc, getattr(module, name)) for module in _http_modules())
+
+
 def oauth_error_code(exc: BaseException) -> str | None:
     """The RFC 6749 ``error`` code of an Authlib OAuthError, else None."""
     from authlib.integrations.base_client.errors import OAuthError
@@ -61,27 +79,23 @@ def oauth_error_code(exc: BaseException) -> str | None:
 
 def is_transient(exc: BaseException) -> bool:
     """Network failures, timeouts and 5xx answers: worth retrying, not a refusal."""
-    import httpx
-
-    if isinstance(exc, httpx.TransportError):
+    if _is(exc, "TransportError"):
         return True
-    if isinstance(exc, httpx.HTTPStatusError):
+    if _is(exc, "HTTPStatusError"):
         return exc.response.status_code >= 500 or exc.response.status_code == 429
     return oauth_error_code(exc) in {"temporarily_unavailable", "server_error"}
 
 
 def describe(exc: BaseException) -> str:
     """A short, secret-free description of a failure (no URLs with query strings, no bodies)."""
-    import httpx
-
     code = oauth_error_code(exc)
     if code:
         return code
-    if isinstance(exc, httpx.HTTPStatusError):
+    if _is(exc, "HTTPStatusError"):
         return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, httpx.TimeoutException):
+    if _is(exc, "TimeoutException"):
         return "timed out"
-    if isinstance(exc, httpx.TransportError):
+    if _is(exc, "TransportError"):
         return "could not connect"
     return type(exc).__name__
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from authsome.errors import UsageError
@@ -14,6 +14,10 @@ from authsome.flows.oauth_http import login_error, oauth_session
 from authsome.flows.tokens import ClientConfig, TokenSet
 
 DEFAULT_REDIRECT_PORT = 7999
+# Provider-specific extras (e.g. Google's access_type=offline) never override these.
+_PROTOCOL_PARAMS = frozenset(
+    {"client_id", "response_type", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+)
 
 
 def new_code_verifier() -> str:
@@ -54,6 +58,7 @@ def login_pkce(
     open_browser: bool = True,
     listener: LoopbackCallback | None = None,
     opener: Callable[[str], object] | None = None,
+    authorization_params: Mapping[str, str] | None = None,
 ) -> TokenSet:
     """Run the browser sign-in and exchange the code; ``label`` names provider and connection."""
     from authsome.secret_input.countdown import Countdown
@@ -66,7 +71,8 @@ def login_pkce(
         verifier = new_code_verifier()
         state = secrets.token_urlsafe(32)
         with oauth_session(client, scopes=scope_list, redirect_uri=callback.redirect_uri) as session:
-            url, _ = session.create_authorization_url(authorization_url, state=state, code_verifier=verifier)
+            extra = {k: v for k, v in (authorization_params or {}).items() if k not in _PROTOCOL_PARAMS}
+            url, _ = session.create_authorization_url(authorization_url, state=state, code_verifier=verifier, **extra)
             show_and_open(url, announce=announce, open_browser=open_browser, opener=opener)
             with Countdown(f"Waiting for the browser sign-in to {label}", timeout):
                 result = callback.wait(state, timeout)

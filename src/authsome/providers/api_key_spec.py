@@ -101,9 +101,7 @@ def _template(template: object, where: str, names: list[str], check) -> set[str]
         raise check.fail(where, "must be a string template such as '{api_key}'.")
     used = parse_placeholders(template)
     if used is None:
-        raise check.fail(
-            where, f"{template!r} has a '{{' or '}}' that is not part of a {{field}} placeholder."
-        )
+        raise check.fail(where, f"{template!r} has a '{{' or '}}' that is not part of a {{field}} placeholder.")
     unknown = sorted(used - set(names))
     if unknown:
         raise check.fail(where, f"{{{unknown[0]}}} is not one of the credential fields.")
@@ -163,9 +161,7 @@ def _parse_fields(data: dict, spec: dict, check) -> list[CredentialField]:
         label = check.text(label, f"{where}.label", max_length=60) if label is not None else None
         secret = check.boolean(item.get("secret"), f"{where}.secret", True)
         env_var = check.env_var(item.get("env_var"), f"{where}.env_var")
-        pattern, hint = _pattern(
-            item.get("pattern"), item.get("hint"), f"{where}.pattern", f"{where}.hint", check
-        )
+        pattern, hint = _pattern(item.get("pattern"), item.get("hint"), f"{where}.pattern", f"{where}.hint", check)
         default_label = "API key" if name == "api_key" else name.replace("_", " ")
         fields.append(CredentialField(name, label or default_label, secret, env_var, pattern, hint))
     if not any(f.secret for f in fields):

@@ -95,6 +95,13 @@ class Injection:
         return f"Injection(headers={names}, query={params})"
 
 
+def join_prefix(prefix: str, value: str) -> str:
+    """``Bearer`` + value -> ``Bearer value``; a prefix ending in '=' (``Token token=``) takes no space."""
+    if not prefix:
+        return value
+    return prefix + value if prefix.endswith("=") else f"{prefix} {value}"
+
+
 def render_template(template: str, values: dict[str, str]) -> str:
     """Replace ``{field}`` placeholders; templates were checked at parse time."""
     out = template
@@ -147,25 +154,21 @@ class Provider:
     def resolved_hosts(self, base_url: str | None = None) -> list[str]:
         """Host patterns for a connection, with ``{base_host}`` filled in.
 
-        With a ``base_url`` whose host differs from the default one (GitHub
-        Enterprise, self-hosted GitLab), only the templated entries apply, so a
-        self-hosted token never goes to the public service.
+        ``{base_host}`` is the host of ``base_url`` (or of ``base_url_default``).
+        When the provider has templated entries and ``base_url`` names another
+        host than the default (GitHub Enterprise, self-hosted GitLab), only the
+        templated entries apply, so a self-hosted token never goes to the
+        public service.
         """
-        from authsome.providers.hosts import normalize_host
-
+        templated = [p for p in self.hosts if "{base_host}" in p]
+        if not templated:
+            return list(self.hosts)
         default_host = _url_host(self.base_url_default)
         wanted_host = _url_host(base_url) if base_url else default_host
-        if base_url and wanted_host is None:
-            return []
-        custom = wanted_host is not None and wanted_host != default_host
-        out: list[str] = []
-        for pattern in self.hosts:
-            if "{base_host}" in pattern:
-                if wanted_host is not None:
-                    out.append(pattern.replace("{base_host}", wanted_host))
-            elif not custom:
-                out.append(pattern)
-        return [p for p in dict.fromkeys(out) if normalize_host(p.removeprefix("*.")) is not None]
+        if wanted_host is None:
+            return [p for p in self.hosts if "{base_host}" not in p] if not base_url else []
+        chosen = templated if wanted_host != default_host else self.hosts
+        return list(dict.fromkeys(p.replace("{base_host}", wanted_host) for p in chosen))
 
     def matches_host(self, host: str, base_url: str | None = None) -> bool:
         from authsome.providers.hosts import host_matches
@@ -218,7 +221,7 @@ class Provider:
         header = oauth.get("header_name") or "Authorization"
         prefix = oauth.get("header_prefix")
         prefix = "Bearer" if prefix is None else prefix
-        inj.headers.append((header, f"{prefix} {token}" if prefix else token))
+        inj.headers.append((header, join_prefix(prefix, token)))
         inj.replaces.append(header.lower())
         inj.secret_values.append(token)
 
@@ -232,8 +235,7 @@ class Provider:
                 inj.secret_values.append(values[name])
         if "header_name" in spec:
             value = values[spec.get("value_field", "api_key")]
-            prefix = spec.get("header_prefix") or ""
-            inj.headers.append((spec["header_name"], f"{prefix} {value}" if prefix else value))
+            inj.headers.append((spec["header_name"], join_prefix(spec.get("header_prefix") or "", value)))
             inj.replaces.append(spec["header_name"].lower())
         elif "query_param" in spec:
             inj.query.append((spec["query_param"], values[spec.get("value_field", "api_key")]))

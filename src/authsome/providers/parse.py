@@ -19,7 +19,6 @@ _FIELD_CHARS = _FIELD_FIRST | frozenset("0123456789_")
 _ENV_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _ENV_CHARS = _ENV_FIRST | frozenset("0123456789")
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_QUERY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~-")
 _OAUTH_URLS = (
     "authorization_url",
     "token_url",
@@ -67,9 +66,7 @@ def is_valid_name(name: object) -> bool:
 
 
 def is_env_var(name: object) -> bool:
-    return (
-        isinstance(name, str) and bool(name) and name[0] in _ENV_FIRST and all(c in _ENV_CHARS for c in name)
-    )
+    return isinstance(name, str) and bool(name) and name[0] in _ENV_FIRST and all(c in _ENV_CHARS for c in name)
 
 
 def is_header_name(name: object) -> bool:
@@ -197,8 +194,7 @@ def parse_provider(data: dict, *, source: str, path: str | None = None) -> Provi
     if not is_valid_name(name):
         raise check.fail(
             "name",
-            f"{name!r} must match ^[a-z0-9][a-z0-9._-]*$, contain no '..' and be at most "
-            f"{MAX_NAME_LENGTH} characters.",
+            f"{name!r} must match ^[a-z0-9][a-z0-9._-]*$, contain no '..' and be at most {MAX_NAME_LENGTH} characters.",
         )
     display_name = data.get("display_name")
     if display_name is None and version == 1:
@@ -342,17 +338,14 @@ def _parse_oauth(oauth: object, flows: list[str], version: int, check: _Checker)
         return None
     if not isinstance(oauth, dict):
         raise check.fail("oauth", "must be an object.")
+    if not wants_oauth and version != 1:
+        raise check.fail("flows", "'oauth' is given, so 'flow' or 'flows' must name an OAuth flow.")
     out = dict(oauth)
     base_default = check.url(oauth.get("base_url_default"), "oauth.base_url_default", template_ok=False)
     for key in _OAUTH_URLS:
         check.url(oauth.get(key), f"oauth.{key}", template_ok=True)
         value = oauth.get(key)
-        if (
-            isinstance(value, str)
-            and value.startswith("{base_url}")
-            and base_default is None
-            and version != 1
-        ):
+        if isinstance(value, str) and value.startswith("{base_url}") and base_default is None and version != 1:
             raise check.fail(f"oauth.{key}", "uses {base_url} but oauth.base_url_default is not set.")
     for key in _OAUTH_ENV_VARS:
         check.env_var(oauth.get(key), f"oauth.{key}")
@@ -366,6 +359,14 @@ def _parse_oauth(oauth: object, flows: list[str], version: int, check: _Checker)
     out["scopes"] = list(scopes)
     out["pkce"] = check.boolean(oauth.get("pkce"), "oauth.pkce", True)
     check.boolean(oauth.get("client_secret_required"), "oauth.client_secret_required", False)
+    params = oauth.get("authorization_params")
+    if params is not None and not (
+        isinstance(params, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, str) and not has_control_characters(k + v) for k, v in params.items()
+        )
+    ):
+        raise check.fail("oauth.authorization_params", "must be an object of string -> string.")
     if oauth.get("header_name") is not None:
         check.header(oauth["header_name"], "oauth.header_name")
     check.prefix(oauth.get("header_prefix"), "oauth.header_prefix")

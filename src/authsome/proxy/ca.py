@@ -81,9 +81,7 @@ class RunCA:
         subtrees = permitted_subtrees(host_patterns or [])
         if subtrees:
             builder = builder.add_extension(
-                x509.NameConstraints(
-                    permitted_subtrees=[x509.DNSName(s) for s in subtrees], excluded_subtrees=None
-                ),
+                x509.NameConstraints(permitted_subtrees=[x509.DNSName(s) for s in subtrees], excluded_subtrees=None),
                 critical=True,
             )
         self._cert = builder.sign(self._key, hashes.SHA256())
@@ -134,9 +132,7 @@ class RunCA:
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
 

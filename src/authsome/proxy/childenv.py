@@ -71,9 +71,7 @@ def build_child_env(
 ) -> dict[str, str]:
     """The child's environment from ``base`` (normally ``os.environ``)."""
     env = {
-        key: value
-        for key, value in base.items()
-        if not key.startswith(REMOVED_PREFIXES) and key not in REMOVED_VARS
+        key: value for key, value in base.items() if not key.startswith(REMOVED_PREFIXES) and key not in REMOVED_VARS
     }
     for name in PROXY_VARS:
         env[name] = proxy_url

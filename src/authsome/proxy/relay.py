@@ -69,8 +69,9 @@ class HttpRelay:
             while True:
                 try:
                     event = await wire.next_event(self.conn, self.reader, wire.HEAD_TIMEOUT)
-                except h11.RemoteProtocolError:
-                    await wire.send_simple_response(self.conn, self.writer, 400, "authsome proxy: bad request")
+                except h11.RemoteProtocolError as exc:
+                    status = exc.error_status_hint
+                    await wire.send_simple_response(self.conn, self.writer, status, "authsome proxy: bad request")
                     return
                 except (TimeoutError, PeerClosed):
                     return
@@ -118,6 +119,10 @@ class HttpRelay:
         if target is None:
             await wire.send_simple_response(self.conn, self.writer, 400, "authsome proxy: bad request target")
             return False
+        if sum(1 for name, _ in request.headers if name == b"host") > 1:
+            # Two Host headers could name two hosts to two parsers: refuse rather than guess.
+            await wire.send_simple_response(self.conn, self.writer, 400, "authsome proxy: more than one Host header")
+            return False
         route = self.route if self._host_header_ok(request) else None
         injection = None
         if route is not None:
@@ -148,6 +153,7 @@ class HttpRelay:
             dropped.update(name.lower().encode("latin-1") for name in injection.replaces)
             dropped.update(name.lower().encode("latin-1") for name, _ in injection.headers)
             dropped.add(b"accept-encoding")  # scrubbing needs the body in plain text
+            dropped.add(b"sec-websocket-extensions")  # and WebSocket frames uncompressed
         headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in dropped]
         if injection is not None:
             headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in injection.headers]
@@ -207,7 +213,7 @@ class HttpRelay:
             await asyncio.gather(sending, return_exceptions=True)
             return False
         if outcome == "upgraded":
-            await self._splice_upgraded()
+            await self._splice_upgraded(injection)
             return False
         if self.up_conn.our_state is h11.DONE and self.up_conn.their_state is h11.DONE:
             self.up_conn.start_next_cycle()
@@ -258,7 +264,9 @@ class HttpRelay:
         if scrubber:
             headers = [(k, scrubber.scrub(v)) for k, v in headers]
         state["response_started"] = state["response_started"] or kind is h11.Response
-        await wire.send(self.conn, self.writer, kind(status_code=event.status_code, headers=headers, reason=event.reason))
+        await wire.send(
+            self.conn, self.writer, kind(status_code=event.status_code, headers=headers, reason=event.reason)
+        )
 
     def _audit(self, request: h11.Request, route, injection, status: int) -> None:
         if injection is None or route is None:
@@ -277,12 +285,17 @@ class HttpRelay:
             }
         )
 
-    async def _splice_upgraded(self) -> None:
-        """After a 101 (WebSocket): raw bytes both ways, including any already read."""
+    async def _splice_upgraded(self, injection) -> None:
+        """After a 101 (WebSocket): raw bytes both ways, server frames scrubbed when injected."""
+        transform = None
+        if injection is not None:
+            from authsome.proxy.ws_scrub import WebSocketScrubber
+
+            transform = WebSocketScrubber(self.server.scrubber_for(injection)).feed
         client_early, _ = self.conn.trailing_data
         upstream_early, _ = self.up_conn.trailing_data
         if client_early:
             self.up_writer.write(client_early)
         if upstream_early:
-            self.writer.write(upstream_early)
-        await wire.splice(self.reader, self.writer, self.up_reader, self.up_writer)
+            self.writer.write(transform(upstream_early) if transform else upstream_early)
+        await wire.splice(self.reader, self.writer, self.up_reader, self.up_writer, b_to_a=transform)

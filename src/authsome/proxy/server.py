@@ -149,8 +149,8 @@ class ProxyServer:
         conn = wire.new_server_conn()
         try:
             request = await wire.next_event(conn, reader, wire.HEAD_TIMEOUT)
-        except h11.RemoteProtocolError:
-            await wire.send_simple_response(conn, writer, 400, "authsome proxy: bad request")
+        except h11.RemoteProtocolError as exc:
+            await wire.send_simple_response(conn, writer, exc.error_status_hint, "authsome proxy: bad request")
             return
         except (TimeoutError, wire.PeerClosed):
             return
@@ -190,7 +190,9 @@ class ProxyServer:
                 up_reader, up_writer = await asyncio.open_connection(host, port, limit=wire.READ_SIZE)
         except (OSError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or "failed")
-            await wire.send_simple_response(conn, writer, 502, f"authsome proxy: cannot connect to {host}:{port}: {reason}")
+            await wire.send_simple_response(
+                conn, writer, 502, f"authsome proxy: cannot connect to {host}:{port}: {reason}"
+            )
             return
         try:
             early = await self._established(conn, writer)
@@ -201,10 +203,13 @@ class ProxyServer:
             await wire.close_writer(up_writer)
 
     async def _intercept(self, conn, reader, writer, host: str, port: int, route: Route) -> None:
+        server_ctx = await asyncio.to_thread(self.ca.server_context, host)
+        # The ClientHello must reach the TLS layer, not the plain stream buffer:
+        # stop reading before answering 200 and let start_tls resume it.
+        writer.transport.pause_reading()
         early = await self._established(conn, writer)
         if early:
             return  # a TLS ClientHello sent before our 200: not a client we can serve safely
-        server_ctx = await asyncio.to_thread(self.ca.server_context, host)
         try:
             async with asyncio.timeout(wire.CONNECT_TIMEOUT):
                 await writer.start_tls(server_ctx)

@@ -12,7 +12,7 @@ READ_SIZE = 64 * 1024
 #: Waiting for a client to send a request head (also the keep-alive idle time).
 HEAD_TIMEOUT = 60.0
 #: Waiting for any progress while a body or a response is being relayed.
-IO_TIMEOUT = 300.0
+IO_TIMEOUT = 900.0
 CONNECT_TIMEOUT = 30.0
 #: An idle tunnel (blind CONNECT, WebSocket) is closed after this long.
 TUNNEL_IDLE_TIMEOUT = 3600.0
@@ -126,18 +126,20 @@ async def close_writer(writer: asyncio.StreamWriter | None) -> None:
         writer.close()
         async with asyncio.timeout(5):
             await writer.wait_closed()
-    except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing must never raise
+    except Exception:  # noqa: BLE001, S110 - closing must never raise
         pass
 
 
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    """Copy bytes until EOF; True when the other side could be half-closed after it."""
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transform=None) -> bool:
+    """Copy bytes (through ``transform`` if given) until EOF; True when the other side was half-closed."""
     try:
         while True:
             async with asyncio.timeout(TUNNEL_IDLE_TIMEOUT):
                 data = await reader.read(READ_SIZE)
             if not data:
                 break
+            if transform is not None:
+                data = transform(data)
             writer.write(data)
             async with asyncio.timeout(IO_TIMEOUT):
                 await writer.drain()
@@ -154,9 +156,16 @@ async def splice(
     a_writer: asyncio.StreamWriter,
     b_reader: asyncio.StreamReader,
     b_writer: asyncio.StreamWriter,
+    b_to_a=None,
 ) -> None:
-    """Relay both ways until both directions end, or one ends where no half-close is possible."""
-    tasks = {asyncio.ensure_future(pipe(a_reader, b_writer)), asyncio.ensure_future(pipe(b_reader, a_writer))}
+    """Relay both ways until both directions end, or one ends where no half-close is possible.
+
+    ``b_to_a`` optionally transforms the bytes going from b to a.
+    """
+    tasks = {
+        asyncio.ensure_future(pipe(a_reader, b_writer)),
+        asyncio.ensure_future(pipe(b_reader, a_writer, b_to_a)),
+    }
     try:
         while tasks:
             done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

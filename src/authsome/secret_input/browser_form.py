@@ -42,8 +42,7 @@ _PRIVATE_ENV_PREFIXES = ("AUTHSOME_", "VAULT_", "BAO_")
 _SECURITY_HEADERS = (
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ),
     ("Cache-Control", "no-store"),
     ("Pragma", "no-cache"),
@@ -305,6 +304,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _reply(self, status: int, body: bytes, extra: tuple[tuple[str, str], ...] = ()) -> None:
         html = body.startswith(b"<!DOCTYPE html>")
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # always a status line and our headers
         try:
             self.send_response(status)
             self.send_header("Content-Type", "text/html; charset=utf-8" if html else "text/plain; charset=utf-8")
@@ -396,9 +397,7 @@ def _cannot_listen(request: SecretRequest, err: OSError) -> AuthsomeError:
     )
 
 
-def _wait(
-    session: _Session, server: _Server, request: SecretRequest, timeout: float, live_countdown: bool
-) -> None:
+def _wait(session: _Session, server: _Server, request: SecretRequest, timeout: float, live_countdown: bool) -> None:
     deadline = time.monotonic() + timeout
     countdown = Countdown(f"Waiting for the {request.describe()}", timeout) if live_countdown else None
     try:

@@ -23,8 +23,9 @@ def has_display() -> bool:
     return True  # macOS and Windows always have a desktop session to open a browser in
 
 
-def capture(request, *, source: str = "auto", env_vars: dict[str, str] | None = None,
-            timeout: float = 300, announce=None) -> dict[str, str]:
+def capture(
+    request, *, source: str = "auto", env_vars: dict[str, str] | None = None, timeout: float = 300, announce=None
+) -> dict[str, str]:
     """Ask for the fields of ``request`` by ``source`` and return validated values."""
     if source == "env":
         values = _from_env(request, env_vars or {})

@@ -86,9 +86,8 @@ def _read_secret(prompt: str) -> str:
 
 
 def _read_line(prompt: str) -> str:
-    with open(_TTY, "r+", encoding="utf-8", errors="replace") as tty:
-        tty.write(prompt)
-        tty.flush()
+    _write_tty(prompt)
+    with open(_TTY, encoding="utf-8", errors="replace") as tty:
         line = tty.readline()
     if not line:
         raise EOFError

@@ -12,12 +12,38 @@ class ConnectionRecord:
     """
 
     __slots__ = (
-        "provider", "connection", "auth_type", "flow", "status", "created_at", "updated_at",
-        "expires_at", "scopes", "metadata", "sealed", "version", "_opener",
+        "provider",
+        "connection",
+        "auth_type",
+        "flow",
+        "status",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "scopes",
+        "metadata",
+        "sealed",
+        "version",
+        "_opener",
     )
 
-    def __init__(self, *, provider, connection, auth_type, flow, status, created_at, updated_at,
-                 expires_at=None, scopes=(), metadata=None, sealed=None, version=1, opener=None):
+    def __init__(
+        self,
+        *,
+        provider,
+        connection,
+        auth_type,
+        flow,
+        status,
+        created_at,
+        updated_at,
+        expires_at=None,
+        scopes=(),
+        metadata=None,
+        sealed=None,
+        version=1,
+        opener=None,
+    ):
         self.provider = provider
         self.connection = connection
         self.auth_type = auth_type

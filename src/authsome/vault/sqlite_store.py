@@ -11,10 +11,8 @@ import json
 import os
 import sqlite3
 import time
-from pathlib import Path
 
 from authsome.errors import ConflictError, StoreCorruptError, StoreError, StoreLockedError
-from authsome.vault.envelope import associated_data, seal, unseal
 from authsome.vault.records import ClientConfigRecord, ConnectionRecord
 
 SCHEMA_VERSION = 1
@@ -40,9 +38,7 @@ CREATE TABLE IF NOT EXISTS internal (
 ) WITHOUT ROWID;
 """
 
-_CONN_COLUMNS = (
-    "provider, connection, auth_type, flow, status, created_at, updated_at, expires_at, scopes, metadata, secrets, version"
-)
+_CONN_COLUMNS = "provider, connection, auth_type, flow, status, created_at, updated_at, expires_at, scopes, metadata, secrets, version"
 
 
 class SqliteStore:
@@ -50,8 +46,8 @@ class SqliteStore:
 
     backend_name = "local"
 
-    def __init__(self, db_path: Path, key_loader) -> None:
-        self.db_path = Path(db_path)
+    def __init__(self, db_path, key_loader) -> None:
+        self.db_path = os.fspath(db_path)
         self._key_loader = key_loader
         self._key: bytes | None = None
         self._db: sqlite3.Connection | None = None
@@ -60,13 +56,13 @@ class SqliteStore:
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._db is not None:
             return self._db
-        if not self.db_path.exists():
+        if not os.path.exists(self.db_path):
             if not create:
                 return None
             # SQLite gives -wal/-shm the database file's mode, so creating it 0600 covers all three.
             os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
-            db = sqlite3.connect(str(self.db_path), timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+            db = sqlite3.connect(self.db_path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
             db.execute("PRAGMA synchronous=FULL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0 and create:
@@ -144,6 +140,8 @@ class SqliteStore:
         return self._key
 
     def _seal_all(self, kind: str, owner: str, name: str, secrets: dict[str, str]) -> str:
+        from authsome.vault.envelope import associated_data, seal
+
         key = self._data_key()
         sealed = {
             field: seal(key, value.encode(), associated_data(kind, owner, name, field))
@@ -152,11 +150,15 @@ class SqliteStore:
         return json.dumps(sealed, sort_keys=True)
 
     def _open_connection_field(self, record: ConnectionRecord, field: str, envelope) -> str:
+        from authsome.vault.envelope import associated_data, unseal
+
         where = f"{record.provider} ({record.connection}), field '{field}'"
         aad = associated_data("connection", record.provider, record.connection, field)
         return _decode_text(unseal(self._data_key(), envelope, aad, where), where)
 
     def _open_client_field(self, record: ClientConfigRecord, field: str, envelope) -> str:
+        from authsome.vault.envelope import associated_data, unseal
+
         where = f"the OAuth client of {record.provider}, field '{field}'"
         aad = associated_data("client", record.provider, record.base_url, field)
         return _decode_text(unseal(self._data_key(), envelope, aad, where), where)
@@ -177,10 +179,21 @@ class SqliteStore:
             )
         return [self._row_to_record(r) for r in rows]
 
-    def put_connection(self, *, provider: str, connection: str, auth_type: str, flow: str, status: str,
-                       secrets: dict[str, str], expires_at: float | None = None, scopes=(),
-                       metadata: dict | None = None, expected_version: int | None = None,
-                       make_default_if_none: bool = True) -> int:
+    def put_connection(
+        self,
+        *,
+        provider: str,
+        connection: str,
+        auth_type: str,
+        flow: str,
+        status: str,
+        secrets: dict[str, str],
+        expires_at: float | None = None,
+        scopes=(),
+        metadata: dict | None = None,
+        expected_version: int | None = None,
+        make_default_if_none: bool = True,
+    ) -> int:
         sealed = self._seal_all("connection", provider, connection, secrets)
         now = time.time()
 
@@ -199,11 +212,25 @@ class SqliteStore:
             created = row[1] if row else now
             db.execute(
                 f"INSERT OR REPLACE INTO connections ({_CONN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (provider, connection, auth_type, flow, status, created, now, expires_at,
-                 json.dumps(list(scopes)), json.dumps(metadata or {}, sort_keys=True), sealed, current + 1),
+                (
+                    provider,
+                    connection,
+                    auth_type,
+                    flow,
+                    status,
+                    created,
+                    now,
+                    expires_at,
+                    json.dumps(list(scopes)),
+                    json.dumps(metadata or {}, sort_keys=True),
+                    sealed,
+                    current + 1,
+                ),
             )
             if make_default_if_none:
-                db.execute("INSERT OR IGNORE INTO defaults (provider, connection) VALUES (?, ?)", (provider, connection))
+                db.execute(
+                    "INSERT OR IGNORE INTO defaults (provider, connection) VALUES (?, ?)", (provider, connection)
+                )
             return current + 1
 
         return self._write(txn)
@@ -276,14 +303,18 @@ class SqliteStore:
             return None
         client_id, metadata, secrets, version = rows[0]
         return ClientConfigRecord(
-            provider=provider, base_url=base_url, client_id=client_id,
+            provider=provider,
+            base_url=base_url,
+            client_id=client_id,
             metadata=_loads(metadata, dict, f"client config of {provider}"),
             sealed=_loads(secrets, dict, f"client config of {provider}"),
-            version=version, opener=self._open_client_field,
+            version=version,
+            opener=self._open_client_field,
         )
 
-    def put_client_config(self, provider: str, base_url: str, client_id: str, secrets: dict[str, str],
-                          metadata: dict | None = None) -> int:
+    def put_client_config(
+        self, provider: str, base_url: str, client_id: str, secrets: dict[str, str], metadata: dict | None = None
+    ) -> int:
         sealed = self._seal_all("client", provider, base_url, secrets)
 
         def txn(db):
@@ -304,6 +335,8 @@ class SqliteStore:
         rows = self._read("SELECT secrets FROM internal WHERE name=?", (name,))
         if not rows:
             return None
+        from authsome.vault.envelope import associated_data, unseal
+
         key = self._data_key()
         sealed = _loads(rows[0][0], dict, f"internal record {name}")
         return {
@@ -313,10 +346,12 @@ class SqliteStore:
 
     def put_internal(self, name: str, secrets: dict[str, str]) -> None:
         sealed = self._seal_all("internal", name, "", secrets)
-        self._write(lambda db: db.execute(
-            "INSERT OR REPLACE INTO internal VALUES (?, ?, COALESCE((SELECT version FROM internal WHERE name=?), 0) + 1, ?)",
-            (name, sealed, name, time.time()),
-        ))
+        self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO internal VALUES (?, ?, COALESCE((SELECT version FROM internal WHERE name=?), 0) + 1, ?)",
+                (name, sealed, name, time.time()),
+            )
+        )
 
     def delete_internal(self, name: str) -> None:
         self._write(lambda db: db.execute("DELETE FROM internal WHERE name=?", (name,)))
@@ -346,10 +381,19 @@ class SqliteStore:
         provider, connection = row[0], row[1]
         where = f"{provider} ({connection})"
         return ConnectionRecord(
-            provider=provider, connection=connection, auth_type=row[2], flow=row[3], status=row[4],
-            created_at=row[5], updated_at=row[6], expires_at=row[7],
-            scopes=_loads(row[8], list, where), metadata=_loads(row[9], dict, where),
-            sealed=_loads(row[10], dict, where), version=row[11], opener=self._open_connection_field,
+            provider=provider,
+            connection=connection,
+            auth_type=row[2],
+            flow=row[3],
+            status=row[4],
+            created_at=row[5],
+            updated_at=row[6],
+            expires_at=row[7],
+            scopes=_loads(row[8], list, where),
+            metadata=_loads(row[9], dict, where),
+            sealed=_loads(row[10], dict, where),
+            version=row[11],
+            opener=self._open_connection_field,
         )
 
 
@@ -378,7 +422,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _translate(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
+def _translate(exc: sqlite3.DatabaseError, path: str) -> StoreError:
     if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
         return StoreLockedError(
             f"The vault {path} is busy: another authsome process held it for over {LOCK_WAIT_SECONDS:.0f} s.",

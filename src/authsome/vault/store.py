@@ -20,6 +20,4 @@ version last read (it must not have changed); a mismatch raises
     check() -> list[str]                                           # integrity problems, for doctor
 """
 
-CONNECTED = "connected"
-EXPIRED = "expired"
-AVAILABLE = "available"
+from authsome.connection_info import AVAILABLE, CONNECTED, EXPIRED  # noqa: F401 - re-exported

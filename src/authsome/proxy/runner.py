@@ -1,0 +1,165 @@
+"""``run_with_proxy``: start the proxy, run the child through it, clean up on every path.
+
+The proxy runs on its own event loop in a background thread while the main
+thread waits for the child and forwards signals to it. The only file created
+is the CA bundle (public certificates only) in a private temporary
+directory, removed with the directory when the child ends; the CA key stays
+in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+
+from authsome.proxy.childenv import build_ca_bundle, build_child_env
+from authsome.proxy.routes import Route
+
+_FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+_PROXY_USER = "authsome"
+
+
+class ProxyThread:
+    """A ``ProxyServer`` served by its own event loop in a daemon thread."""
+
+    def __init__(self, server, listen_socket=None) -> None:
+        self.server = server
+        self._socket = listen_socket
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.address: tuple = ()
+        self._thread = threading.Thread(target=self._run, name="authsome-proxy", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> tuple:
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            self.stop()
+            from authsome.errors import AuthsomeError
+
+            raise AuthsomeError("The authsome proxy could not start.", hint="Try again; if it persists, report it.")
+        return self.address
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self.address = self._loop.run_until_complete(self.server.start(sock=self._socket))
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.run_until_complete(self.server.close())
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            self._loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's view of a child's end: 128+N when killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _terminal_delivers_sigint() -> bool:
+    """True when a terminal's Ctrl-C already reaches the child (same foreground process group)."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextmanager
+def _forward_signals(child: subprocess.Popen):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def forward(signum, _frame) -> None:
+        if signum == signal.SIGINT and _terminal_delivers_sigint():
+            return  # the child got this Ctrl-C from the terminal already
+        try:
+            child.send_signal(signum)
+        except (ProcessLookupError, OSError):
+            pass
+
+    for name in _FORWARDED_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            previous[signum] = signal.signal(signum, forward)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_with_proxy(
+    cmd: list[str],
+    routes: list[Route],
+    *,
+    audit: Callable[[dict], None] | None = None,
+    extra_ca_bundle: str | None = None,
+    listen_socket=None,
+    proxy_address: tuple[str, int] | None = None,
+) -> int:
+    """Run ``cmd`` with every request to a route's hosts credentialed by the proxy.
+
+    ``extra_ca_bundle`` (default: ``AUTHSOME_CA_BUNDLE``) is trusted for
+    upstream TLS and given to the child too. ``proxy_address`` is the address
+    the child should use when it differs from the listening socket's own.
+    Returns the child's exit status (128+N when killed by signal N).
+    """
+    from authsome.proxy.server import ProxyServer
+
+    extra_ca_bundle = extra_ca_bundle or os.environ.get("AUTHSOME_CA_BUNDLE") or None
+    password = secrets.token_urlsafe(24)
+    server = ProxyServer(routes, username=_PROXY_USER, password=password, audit=audit, extra_ca_bundle=extra_ca_bundle)
+    proxy = ProxyThread(server, listen_socket)
+    workdir = tempfile.mkdtemp(prefix="authsome-run-")
+    try:
+        started = proxy.start()
+        address = proxy_address or started[:2]
+        bundle_path = os.path.join(workdir, "ca-bundle.pem")
+        fd = os.open(bundle_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as bundle:
+            bundle.write(build_ca_bundle(server.ca.cert_pem, extra_ca_bundle))
+        host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+        proxy_url = f"http://{_PROXY_USER}:{password}@{host}:{address[1]}"
+        env = build_child_env(os.environ, proxy_url=proxy_url, ca_bundle_path=bundle_path, routes=routes)
+        try:
+            child = subprocess.Popen(cmd, env=env)
+        except FileNotFoundError:
+            print(f"authsome run: command not found: {cmd[0]}", file=sys.stderr)
+            return 127
+        except PermissionError:
+            print(f"authsome run: permission denied: {cmd[0]}", file=sys.stderr)
+            return 126
+        with _forward_signals(child):
+            while True:
+                try:
+                    returncode = child.wait()
+                    break
+                except KeyboardInterrupt:  # a SIGINT the handler did not catch: keep waiting
+                    continue
+        return exit_status(returncode)
+    finally:
+        proxy.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
