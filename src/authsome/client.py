@@ -55,10 +55,11 @@ class Authsome:
     @property
     def store(self):
         if self._store is None:
-            from authsome.vault.local import ask_passphrase_on_terminal, open_local_store
+            from authsome.vault.backend import open_store
+            from authsome.vault.local import ask_passphrase_on_terminal
 
             ask = ask_passphrase_on_terminal if self._interactive else None
-            self._store = open_local_store(self.home, self.config, ask_passphrase=ask)
+            self._store = open_store(self.home, self.config, ask_passphrase=ask)
         return self._store
 
     @property

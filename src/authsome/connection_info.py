@@ -39,19 +39,21 @@ def connection_status(record) -> str:
     return record.status or CONNECTED
 
 
-def metadata(record, is_default: bool) -> dict:
-    return {
-        "provider": record.provider,
-        "connection": record.connection,
-        "status": connection_status(record),
-        "auth_type": record.auth_type,
-        "flow": record.flow,
-        "is_default": is_default,
-        "created_at": iso_time(record.created_at),
-        "updated_at": iso_time(record.updated_at),
-        "expires_at": iso_time(record.expires_at),
-        "scopes": list(record.scopes),
-    }
+def metadata_field(record, name: str, is_default: bool):
+    """One metadata field; computing only what is asked keeps `get --field status` from decoding JSON."""
+    if name == "status":
+        return connection_status(record)
+    if name == "is_default":
+        return is_default
+    if name in ("created_at", "updated_at", "expires_at"):
+        return iso_time(getattr(record, name))
+    if name == "scopes":
+        return list(record.scopes)
+    return getattr(record, name)
+
+
+def metadata(record, is_default: bool, fields=METADATA_FIELDS) -> dict:
+    return {name: metadata_field(record, name, is_default) for name in fields}
 
 
 def field_text(value) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from authsome.errors import AuthsomeError
+from authsome.errors import AuthsomeError, ForbiddenError
 
 
 def whoami(client) -> dict:
@@ -21,7 +21,12 @@ def whoami(client) -> dict:
         )
         if config.get("key_source") == "keyring":
             info["keyring_backend"] = (config.get("keyring") or {}).get("backend")
-        info["connections"] = len(client.store.list_connections())
+        if info["backend"] != "local":
+            info.update(client.store.describe())
+        try:
+            info["connections"] = len(client.store.list_connections())
+        except ForbiddenError:
+            info["connections"] = "not listable with this token"
     info["custom_providers_dir"] = str(client.home.providers_dir)
     return info
 

@@ -70,8 +70,19 @@ def connection_option(fn):
     type=click.Choice(["keyring", "file", "passphrase"]),
     help="Where the vault key lives (default: OS keyring if a real one works, else a key file).",
 )
-def init_cmd(client, as_json, key_source):
-    """Create the authsome home and fix its key source."""
+@click.option("--backend", type=click.Choice(["local", "openbao"]), help="Where credentials live (default: local).")
+@click.option("--url", "urls", multiple=True, metavar="URL", help="Team engine address (repeatable: tried in order).")
+@click.option("--mount", metavar="M", help="KV v2 mount of the team engine (default: secret).")
+@click.option("--prefix", metavar="P", help="Path prefix under the mount (default: authsome).")
+@click.option("--auth", type=click.Choice(["token", "approle"]), help="How to log in to the team engine.")
+@click.option("--role-id", metavar="ID", help="AppRole role id (public; the secret id is never an argument).")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the engine token or secret id from standard input.")
+def init_cmd(client, as_json, key_source, backend, urls, mount, prefix, auth, role_id, from_stdin):
+    """Create the authsome home and fix its key source (and, with --backend openbao, its team vault)."""
+    if backend or urls or mount or prefix or auth or role_id or from_stdin:
+        from authsome.cli.team_cmds import init_team
+
+        return init_team(client, as_json, key_source, backend, urls, mount, prefix, auth, role_id, from_stdin)
     existed = client.config is not None
     config = client.ensure_initialized(key_source)
     result = {"home": str(client.home.path), "key_source": config["key_source"], "created": not existed}
@@ -339,3 +350,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return output.print_bug(exc, "--json" in args)
     return 0
+
+
+from authsome.cli import team_cmds  # noqa: E402,F401 - registers 'migrate'

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from authsome.connection_info import METADATA_FIELDS, field_text, metadata, valid_name
+from authsome.connection_info import METADATA_FIELDS, field_text, metadata, metadata_field, valid_name
 
 
 def run(argv: list[str]) -> int | None:
@@ -43,7 +43,10 @@ def _list(args: list[str]) -> int | None:
         return None
     store = _store(_home())
     defaults = store.all_defaults()
-    rows = [metadata(r, defaults.get(r.provider) == r.connection) for r in store.list_connections()]
+    # The table shows no scopes, so only --json decodes them.
+    fields = None if "--json" in args else ("provider", "connection", "status", "auth_type", "is_default")
+    rows = [metadata(r, defaults.get(r.provider) == r.connection, *(fields and [fields] or []))
+            for r in store.list_connections()]
     store.close()
     if "--json" in args:
         from authsome.cli.output import emit_json
@@ -91,7 +94,7 @@ def _get(args: list[str]) -> int | None:
     store.close()
     if record is None:
         return None
-    value = field_text(metadata(record, default == record.connection)[field])
+    value = field_text(metadata_field(record, field, default == record.connection))
     if as_json:
         from authsome.cli.output import emit_json
 

@@ -6,7 +6,6 @@ With ``--json`` stdout holds exactly one JSON document, also on failure:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -31,6 +30,8 @@ def success(text: str) -> None:
 
 
 def emit_json(data) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 

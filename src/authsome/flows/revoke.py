@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from authsome.errors import AuthsomeError
 from authsome.flows.endpoints import OAuthEndpoints
 from authsome.flows.oauth_http import describe, oauth_session
@@ -54,3 +56,29 @@ def _failed(label: str, hint: str, reason: str) -> RevocationFailedError:
         f"The provider did not revoke the {kind} of {label} ({reason}); nothing was deleted locally.",
         hint="Retry later, or use `logout` to delete only the local copy.",
     )
+
+
+def revoke_record(client: Any, provider: Any, record: Any) -> list[str]:
+    """The library's hook for ``authsome revoke``: revoke one stored OAuth connection at the provider.
+
+    Raises RevocationFailedError when the provider does not confirm; the caller then keeps
+    the local state. Returns the token types revoked (empty without a revocation endpoint).
+    """
+    from authsome.flows.endpoints import resolve_endpoints
+    from authsome.flows.oauth_records import client_for_record, tokens_from_record
+
+    label = f"{provider.name} ({record.connection})"
+    endpoints = resolve_endpoints(provider, record.metadata.get("base_url") or None)
+    if not endpoints.revocation_url and (endpoints.discovery_url or not endpoints.token_url):
+        from authsome.flows.dcr import discover
+
+        try:
+            endpoints = discover(endpoints)
+        except AuthsomeError as exc:
+            raise RevocationFailedError(
+                f"Could not find the revocation endpoint of {label}: {exc.message}",
+                hint="Retry later, or use `logout` to delete only the local copy.",
+            ) from None
+    tokens = tokens_from_record(record)
+    oauth_client = client_for_record(client.store, provider.name, record)
+    return revoke_tokens(endpoints, oauth_client, tokens, label=label)

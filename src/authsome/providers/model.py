@@ -193,7 +193,16 @@ class Provider:
         ``flow`` is the connection's flow; without it, a stored ``access_token``
         means an OAuth connection and anything else an API-key connection.
         """
-        oauth_connection = (flow in OAUTH_FLOWS) if flow else ("access_token" in secrets and bool(self.oauth))
+        if flow:
+            oauth_connection = flow in OAUTH_FLOWS
+        else:
+            oauth_connection = bool(self.oauth) and ("access_token" in secrets or self.api_key is None)
+        if (oauth_connection and not self.oauth) or (not oauth_connection and not self.api_key):
+            # The definition changed under a stored connection (e.g. a custom override).
+            raise NotLoggedInError(
+                f"The definition of {self.name} no longer describes how to send this credential.",
+                hint=f"Log in again with 'authsome login {self.name} --force'.",
+            )
         inj = Injection()
         if oauth_connection:
             self._inject_oauth(secrets, inj)

@@ -9,18 +9,18 @@ in a path, so a name can never walk out of its directory.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from authsome.errors import ProviderDefinitionError, UnknownProviderError
 from authsome.providers.model import Provider
 from authsome.providers.parse import is_valid_name, parse_provider
 
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+# A plain string: importing this module must not pull in pathlib (and with it re).
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled")
 UNKNOWN_HINT = "Run 'authsome list --all' to see known providers, or 'authsome register FILE' to add one."
 MAX_FILE_SIZE = 256 * 1024
 
 
-def load_provider_file(path: Path, *, source: str) -> Provider:
+def load_provider_file(path: str | os.PathLike, *, source: str) -> Provider:
     """Read and parse one provider file; every failure is a ProviderDefinitionError."""
     import json
 
@@ -43,22 +43,24 @@ def load_provider_file(path: Path, *, source: str) -> Provider:
             f"Invalid provider definition in {path}: not valid UTF-8 JSON ({exc}).",
             hint="Fix the file; docs/provider-format.md describes the format.",
         )
-    return parse_provider(data, source=source, path=str(path))
+    return parse_provider(data, source=source, path=os.fspath(path))
 
 
 class ProviderRegistry:
     """Look up providers by name; custom definitions win over bundled ones."""
 
-    def __init__(self, custom_dir: Path | None) -> None:
+    def __init__(self, custom_dir: str | os.PathLike | None) -> None:
+        from pathlib import Path
+
         self.custom_dir = Path(custom_dir) if custom_dir is not None else None
-        self.bundled_dir = BUNDLED_DIR
-        # Custom files skipped by all()/names() because they are broken: (path, message).
-        self.errors: list[tuple[str, str]] = []
+        self.bundled_dir = Path(BUNDLED_DIR)
+        # Messages (each naming its file) for the custom files all() skipped as broken.
+        self.errors: list[str] = []
 
     def __repr__(self) -> str:
         return f"ProviderRegistry(custom_dir={str(self.custom_dir)!r})"
 
-    def _custom_path(self, name: str) -> Path | None:
+    def _custom_path(self, name: str) -> os.PathLike | None:
         return self.custom_dir / f"{name}.json" if self.custom_dir is not None else None
 
     def get(self, name: str) -> Provider:
@@ -98,15 +100,14 @@ class ProviderRegistry:
                 try:
                     providers[name] = self._checked(load_provider_file(path, source="custom"), name, path)
                 except ProviderDefinitionError as exc:
-                    self.errors.append((str(path), exc.message))
+                    self.errors.append(exc.message)
         return [providers[name] for name in sorted(providers)]
 
     def register(self, file_path: str | os.PathLike) -> Provider:
         """Validate ``file_path`` and install it as ``<custom_dir>/<name>.json`` (0600, atomic)."""
         if self.custom_dir is None:
             raise ProviderDefinitionError("No directory for custom providers is configured.")
-        source_path = Path(file_path)
-        provider = load_provider_file(source_path, source="custom")
+        provider = load_provider_file(file_path, source="custom")
         import json
 
         destination = self.custom_dir / f"{provider.name}.json"
@@ -118,7 +119,7 @@ class ProviderRegistry:
 
     # -- helpers --------------------------------------------------------------
     @staticmethod
-    def _names_in(directory: Path) -> list[str]:
+    def _names_in(directory: os.PathLike) -> list[str]:
         try:
             entries = os.listdir(directory)
         except (FileNotFoundError, NotADirectoryError):
@@ -127,7 +128,7 @@ class ProviderRegistry:
         return sorted(name for name in names if is_valid_name(name))
 
     @staticmethod
-    def _checked(provider: Provider, name: str, path: Path) -> Provider:
+    def _checked(provider: Provider, name: str, path: os.PathLike) -> Provider:
         if provider.name != name:
             raise ProviderDefinitionError(
                 f"Invalid provider definition in {path}: field 'name': {provider.name!r} differs from "
@@ -142,7 +143,7 @@ class ProviderRegistry:
         return UnknownProviderError(f"Unknown provider: {shown}.", hint=UNKNOWN_HINT)
 
 
-def _write_atomic(destination: Path, content: bytes) -> None:
+def _write_atomic(destination: os.PathLike, content: bytes) -> None:
     """Write to a 0600 temporary file in the same directory, fsync, then rename over the target."""
     import secrets
 

@@ -2,48 +2,40 @@
 
 from __future__ import annotations
 
+from authsome.errors import StoreCorruptError
+
+
+def _decode_json(text, kind, where: str):
+    import json  # lazy: `get --field status` and `list` never need it
+
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, kind):
+        raise StoreCorruptError(
+            f"The stored record of {where} is damaged.",
+            hint="Restore the vault from a backup or remove that connection; nothing else was changed.",
+        )
+    return value
+
 
 class ConnectionRecord:
     """One named credential of a provider.
 
     ``sealed`` maps field names to whatever the backend keeps (an envelope for
     the local vault); ``secret(name)`` opens one field on demand, so metadata
-    reads never touch the key.
+    reads never touch the key. ``scopes``, ``metadata`` and ``sealed`` may be
+    given as JSON text (``from_row``) and are then decoded on first use.
     """
 
     __slots__ = (
-        "provider",
-        "connection",
-        "auth_type",
-        "flow",
-        "status",
-        "created_at",
-        "updated_at",
-        "expires_at",
-        "scopes",
-        "metadata",
-        "sealed",
-        "version",
-        "_opener",
-    )
+        "provider", "connection", "auth_type", "flow", "status", "created_at", "updated_at",
+        "expires_at", "version", "_scopes", "_metadata", "_sealed", "_opener",
+    )  # fmt: skip
 
-    def __init__(
-        self,
-        *,
-        provider,
-        connection,
-        auth_type,
-        flow,
-        status,
-        created_at,
-        updated_at,
-        expires_at=None,
-        scopes=(),
-        metadata=None,
-        sealed=None,
-        version=1,
-        opener=None,
-    ):
+    def __init__(self, *, provider, connection, auth_type, flow, status, created_at, updated_at,
+                 expires_at=None, scopes=(), metadata=None, sealed=None, version=1, opener=None):  # fmt: skip
         self.provider = provider
         self.connection = connection
         self.auth_type = auth_type
@@ -52,11 +44,32 @@ class ConnectionRecord:
         self.created_at = created_at
         self.updated_at = updated_at
         self.expires_at = expires_at
-        self.scopes = list(scopes or ())
-        self.metadata = dict(metadata or {})
-        self.sealed = dict(sealed or {})
         self.version = version
+        self._scopes = list(scopes or ()) if not isinstance(scopes, str) else scopes
+        self._metadata = dict(metadata or {}) if not isinstance(metadata, str) else metadata
+        self._sealed = dict(sealed or {}) if not isinstance(sealed, str) else sealed
         self._opener = opener
+
+    def _where(self) -> str:
+        return f"{self.provider} ({self.connection})"
+
+    @property
+    def scopes(self) -> list:
+        if isinstance(self._scopes, str):
+            self._scopes = _decode_json(self._scopes, list, self._where())
+        return self._scopes
+
+    @property
+    def metadata(self) -> dict:
+        if isinstance(self._metadata, str):
+            self._metadata = _decode_json(self._metadata, dict, self._where())
+        return self._metadata
+
+    @property
+    def sealed(self) -> dict:
+        if isinstance(self._sealed, str):
+            self._sealed = _decode_json(self._sealed, dict, self._where())
+        return self._sealed
 
     def secret_fields(self) -> list[str]:
         return sorted(self.sealed)

@@ -7,7 +7,6 @@ as ``StoreLockedError`` (exit 7), never as "database is locked".
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -147,7 +146,7 @@ class SqliteStore:
             field: seal(key, value.encode(), associated_data(kind, owner, name, field))
             for field, value in secrets.items()
         }
-        return json.dumps(sealed, sort_keys=True)
+        return _dumps(sealed, sort_keys=True)
 
     def _open_connection_field(self, record: ConnectionRecord, field: str, envelope) -> str:
         from authsome.vault.envelope import associated_data, unseal
@@ -221,8 +220,8 @@ class SqliteStore:
                     created,
                     now,
                     expires_at,
-                    json.dumps(list(scopes)),
-                    json.dumps(metadata or {}, sort_keys=True),
+                    _dumps(list(scopes)),
+                    _dumps(metadata or {}, sort_keys=True),
                     sealed,
                     current + 1,
                 ),
@@ -324,7 +323,7 @@ class SqliteStore:
             version = (row[0] if row else 0) + 1
             db.execute(
                 "INSERT OR REPLACE INTO client_configs VALUES (?,?,?,?,?,?,?)",
-                (provider, base_url, client_id, json.dumps(metadata or {}), sealed, version, time.time()),
+                (provider, base_url, client_id, _dumps(metadata or {}), sealed, version, time.time()),
             )
             return version
 
@@ -379,7 +378,6 @@ class SqliteStore:
 
     def _row_to_record(self, row) -> ConnectionRecord:
         provider, connection = row[0], row[1]
-        where = f"{provider} ({connection})"
         return ConnectionRecord(
             provider=provider,
             connection=connection,
@@ -389,25 +387,24 @@ class SqliteStore:
             created_at=row[5],
             updated_at=row[6],
             expires_at=row[7],
-            scopes=_loads(row[8], list, where),
-            metadata=_loads(row[9], dict, where),
-            sealed=_loads(row[10], dict, where),
+            scopes=row[8],  # JSON text, decoded on first use
+            metadata=row[9],
+            sealed=row[10],
             version=row[11],
             opener=self._open_connection_field,
         )
 
 
 def _loads(text, kind, where: str):
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, kind):
-        raise StoreCorruptError(
-            f"The stored record of {where} is damaged.",
-            hint="Restore the vault from a backup or remove that connection; nothing else was changed.",
-        )
-    return value
+    from authsome.vault.records import _decode_json
+
+    return _decode_json(text, kind, where)
+
+
+def _dumps(value, **kwargs) -> str:
+    import json
+
+    return json.dumps(value, **kwargs)
 
 
 def _decode_text(data: bytes, where: str) -> str:
