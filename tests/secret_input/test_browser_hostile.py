@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 from urllib.parse import urlencode
 
 import pytest
 
 from authsome.errors import AuthsomeError, InputTimeoutError, InvalidCredentialError
-from authsome.secret_input import browser_form
+from authsome.secret_input import form_server
 from authsome.secret_input.request import FieldSpec, SecretRequest
 
 from .conftest import BAD_KEY, GOOD_KEY, HINT, openai_request, openai_validate, send
@@ -196,7 +197,7 @@ def test_concurrent_valid_submissions_only_one_wins(form_run):
 def test_body_limits(form_run):
     run = form_run()
     csrf = run.csrf()
-    big = urlencode({"csrf_token": csrf, "api_key": "sk-" + "a" * (browser_form.MAX_BODY_BYTES + 10)}).encode()
+    big = urlencode({"csrf_token": csrf, "api_key": "sk-" + "a" * (form_server.MAX_BODY_BYTES + 10)}).encode()
     assert run.post({}, body=big).status == 413
     # A declared length far past the limit is refused before reading anything.
     huge = form_headers(run, 10**9)
@@ -280,8 +281,8 @@ def test_validator_bug_stops_without_leaking(form_run):
 
 
 def test_slow_clients_do_not_block_a_real_one(form_run, monkeypatch):
-    monkeypatch.setattr(browser_form, "SOCKET_TIMEOUT", 1.0)
-    monkeypatch.setattr(browser_form, "CONNECTION_DEADLINE", 1.5)
+    monkeypatch.setattr(form_server, "SOCKET_TIMEOUT", 1.0)
+    monkeypatch.setattr(form_server, "CONNECTION_DEADLINE", 1.5)
     run = form_run()
     slow = []
     for _ in range(5):
@@ -307,7 +308,7 @@ def test_slow_clients_do_not_block_a_real_one(form_run, monkeypatch):
 
 
 def test_connection_flood_is_bounded(form_run, monkeypatch):
-    monkeypatch.setattr(browser_form, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(form_server, "MAX_CONNECTIONS", 3)
     run = form_run()
     hogs = [socket.create_connection(("127.0.0.1", run.port), timeout=10) for _ in range(3)]
     for hog in hogs:  # each hog is being served (a handler holds a slot): it gets answered
@@ -336,3 +337,34 @@ def test_validate_receives_values(form_run):
     run.wait()
     assert seen == [{"api_key": GOOD_KEY}]
     assert run.result == {"api_key": GOOD_KEY}
+
+
+def test_session_takes_exactly_one_value_even_under_a_race():
+    """The one-time rule at its core: of many concurrent valid submissions, one is taken."""
+
+    def slow_validate(values):
+        time.sleep(0.02)  # widen the window a missing lock would leave open
+        openai_validate(values)
+
+    session = form_server.Session(openai_request(slow_validate))
+    with pytest.raises(InvalidCredentialError):
+        session.accept({"api_key": BAD_KEY})  # a bad value does not spend the link
+    keys = [f"sk-raceKEY{n:02d}abcdefghijklmnopq" for n in range(16)]
+    outcomes: dict[str, str] = {}
+    start = threading.Barrier(len(keys))
+
+    def submit(key: str) -> None:
+        start.wait(timeout=10)
+        outcomes[key] = session.accept({"api_key": key})
+
+    threads = [threading.Thread(target=submit, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    accepted = [key for key, outcome in outcomes.items() if outcome == "accepted"]
+    assert len(accepted) == 1
+    assert sorted(outcomes.values()).count("spent") == len(keys) - 1
+    assert session.result == {"api_key": accepted[0]}
+    assert session.accept({"api_key": OTHER_KEY}) == "spent"
+    assert session.result == {"api_key": accepted[0]}

@@ -23,8 +23,10 @@ def _client(interactive: bool = True):
 def command(name: str, **kwargs):
     """A command with ``--json`` whose AuthsomeErrors become documented exit codes."""
 
+    settings = {**CONTEXT, **kwargs.pop("context_settings", {})}
+
     def decorate(fn):
-        @cli.command(name, context_settings=CONTEXT, **kwargs)
+        @cli.command(name, context_settings=settings, **kwargs)
         @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
         @functools.wraps(fn)
         def wrapper(as_json: bool, **params):
@@ -353,3 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 from authsome.cli import team_cmds  # noqa: E402,F401 - registers 'migrate'
+
+
+# Commands that live in their own modules register themselves on import.
+from authsome.cli import run_cmd  # noqa: E402, F401

@@ -102,7 +102,9 @@ def lookup_self(engine, token: str | None = None) -> dict:
 def approle_login(engine, mount: str, role_id: str | None, secret_id: str) -> tuple[str, int]:
     """Log in with AppRole; returns (client token, ttl seconds)."""
     if not role_id:
-        raise StoreError("This home uses AppRole but has no role id.", hint="Run 'authsome init --auth approle --role-id ID'.")
+        raise StoreError(
+            "This home uses AppRole but has no role id.", hint="Run 'authsome init --auth approle --role-id ID'."
+        )
     answer = engine.request(
         "POST",
         f"auth/{mount}/login",

@@ -14,6 +14,7 @@ backend never pays for it.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from authsome.errors import ForbiddenError, StoreError
@@ -49,6 +50,8 @@ class Engine:
         self._preferred = 0
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
+        # `authsome run` reads credentials from the proxy's worker threads: one request at a time.
+        self._lock = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -85,6 +88,10 @@ class Engine:
 
         ``what`` describes the operation for error messages ("read openai (default)").
         """
+        with self._lock:
+            return self._request(method, path, what=what, json=json, token=token)
+
+    def _request(self, method: str, path: str, *, what: str, json: dict | None, token: str | None):
         import hvac.exceptions as hx
         import requests
 

@@ -158,7 +158,9 @@ class OpenBaoStore:
         version = self._write_with_cas(path, data, cas, provider, connection, what)
         if make_default_if_none and self.get_default(provider) is None:
             try:  # another machine may set one meanwhile: theirs stands
-                self._write(self._path(provider, "_default"), {"connection": connection}, 0, f"set the default of {provider}")
+                self._write(
+                    self._path(provider, "_default"), {"connection": connection}, 0, f"set the default of {provider}"
+                )
             except CasMismatch:
                 pass
         return version
@@ -193,8 +195,12 @@ class OpenBaoStore:
             others = [r for r in self.list_connections(provider) if r.connection != connection]
             if others:
                 oldest = min(others, key=lambda r: (r.created_at, r.connection))
-                self._write(self._path(provider, "_default"), {"connection": oldest.connection}, None,
-                            f"set the default of {provider}")
+                self._write(
+                    self._path(provider, "_default"),
+                    {"connection": oldest.connection},
+                    None,
+                    f"set the default of {provider}",
+                )
             else:
                 self._delete(self._path(provider, "_default"), f"clear the default of {provider}")
         if existed:
@@ -233,12 +239,16 @@ class OpenBaoStore:
     def set_default(self, provider: str, connection: str) -> bool:
         if self._read(self._path(provider, connection), f"read {provider} ({connection})") is None:
             return False
-        self._write(self._path(provider, "_default"), {"connection": connection}, None, f"set the default of {provider}")
+        self._write(
+            self._path(provider, "_default"), {"connection": connection}, None, f"set the default of {provider}"
+        )
         return True
 
     # ---- client configs ----------------------------------------------------------------
     def get_client_config(self, provider: str, base_url: str = "") -> ClientConfigRecord | None:
-        found = self._read(self._path(provider, "_client", _client_key(base_url)), f"read the OAuth client of {provider}")
+        found = self._read(
+            self._path(provider, "_client", _client_key(base_url)), f"read the OAuth client of {provider}"
+        )
         if found is None:
             return None
         data, version = found
@@ -278,6 +288,12 @@ class OpenBaoStore:
         }
         path = self._path(provider, "_client", _client_key(base_url))
         return self._write(path, data, None, f"write the OAuth client of {provider}")
+
+    # ---- refresh lease (single-flight OAuth refresh across machines) -----------------
+    def refresh_lease(self, provider: str, connection: str, **options):
+        from authsome.vault.openbao_lease import engine_lease
+
+        return engine_lease(self, provider, connection, **options)
 
     # ---- internal records: local vault ------------------------------------------------
     def get_internal(self, name: str) -> dict[str, str] | None:

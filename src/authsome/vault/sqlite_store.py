@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 
 from authsome.errors import ConflictError, StoreCorruptError, StoreError, StoreLockedError
@@ -50,6 +51,8 @@ class SqliteStore:
         self._key_loader = key_loader
         self._key: bytes | None = None
         self._db: sqlite3.Connection | None = None
+        # `authsome run` looks credentials up from the proxy's worker threads: one connection, used in turn.
+        self._lock = threading.RLock()
 
     # ---- connection handling -------------------------------------------------
     def _connect(self, create: bool) -> sqlite3.Connection | None:
@@ -61,7 +64,7 @@ class SqliteStore:
             # SQLite gives -wal/-shm the database file's mode, so creating it 0600 covers all three.
             os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
-            db = sqlite3.connect(self.db_path, timeout=LOCK_WAIT_SECONDS, isolation_level=None)
+            db = sqlite3.connect(self.db_path, timeout=LOCK_WAIT_SECONDS, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA synchronous=FULL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0 and create:
@@ -97,6 +100,10 @@ class SqliteStore:
             self._db = None
 
     def _read(self, sql: str, args=()) -> list[tuple]:
+        with self._lock:
+            return self._read_locked(sql, args)
+
+    def _read_locked(self, sql: str, args) -> list[tuple]:
         db = self._connect(create=False)
         if db is None:
             return []
@@ -109,6 +116,10 @@ class SqliteStore:
 
     def _write(self, fn):
         """Run ``fn(db)`` in one IMMEDIATE transaction, retrying a busy database for a bounded time."""
+        with self._lock:
+            return self._write_locked(fn)
+
+    def _write_locked(self, fn):
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.01
         while True:

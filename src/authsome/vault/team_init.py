@@ -86,8 +86,9 @@ def verify_credential(team: dict, credential: dict[str, str]) -> dict:
     return {"token": token, **info}
 
 
-def initialize_team_home(home, team: dict, credential: dict[str, str], *, key_source=None, notice=None,
-                         ask_passphrase=None) -> dict:
+def initialize_team_home(
+    home, team: dict, credential: dict[str, str], *, key_source=None, notice=None, ask_passphrase=None
+) -> dict:
     """Create (or re-point) a home at the team engine; ``credential`` already verified."""
     from authsome.vault.local import initialize_home, open_local_store
 
@@ -128,4 +129,3 @@ def switch_to_local(home, config: dict) -> dict:
     config["backend"] = "local"
     home.save_config(config)
     return config
-
