@@ -141,11 +141,14 @@ class HttpRelay:
             return False
         upstream_request = h11.Request(method=request.method, target=target, headers=headers)
         try:
-            await wire.send(self.up_conn, self.up_writer, upstream_request)
+            out = bytearray(self.up_conn.send(upstream_request))
+            # A request whose body is already here (a GET, a small POST) goes out in one write.
+            body_done = self._take_available_body(out)
+            await self._write(self.up_writer, out)
         except (PeerClosed, h11.LocalProtocolError):
             await wire.send_simple_response(self.conn, self.writer, 502, "authsome proxy: upstream closed")
             return False
-        return await self._exchange(request, route, injection)
+        return await self._exchange(request, route, injection, body_done)
 
     def _upstream_headers(self, request: h11.Request, injection) -> list[tuple[bytes, bytes]]:
         dropped = set(wire.HOP_BY_HOP)
@@ -167,8 +170,9 @@ class HttpRelay:
         try:
             async with asyncio.timeout(wire.CONNECT_TIMEOUT):
                 if self.tls:
+                    context = await self.server.upstream_ssl_async()
                     self.up_reader, self.up_writer = await asyncio.open_connection(
-                        self.host, self.port, ssl=self.server.upstream_ssl, server_hostname=self.host
+                        self.host, self.port, ssl=context, server_hostname=self.host
                     )
                 else:
                     self.up_reader, self.up_writer = await asyncio.open_connection(self.host, self.port)
@@ -183,8 +187,14 @@ class HttpRelay:
             raise UpstreamError(f"authsome proxy: cannot connect to {self.host}:{self.port}: {reason}") from None
         self.up_conn = wire.new_client_conn()
 
-    async def _exchange(self, request: h11.Request, route, injection) -> bool:
+    async def _exchange(self, request: h11.Request, route, injection, body_done: bool) -> bool:
         state = {"response_started": False}
+        if body_done:  # common case: no concurrent body upload, so no extra tasks
+            try:
+                outcome = await self._pump_response(request, route, injection, state)
+            except (PeerClosed, TimeoutError, h11.ProtocolError, OSError):
+                return await self._upstream_failed(state)
+            return await self._finish_exchange(outcome, injection)
         sending = asyncio.ensure_future(self._pump_request_body())
         receiving = asyncio.ensure_future(self._pump_response(request, route, injection, state))
         pending = {sending, receiving}
@@ -202,16 +212,21 @@ class HttpRelay:
         if receiving.exception() is not None:
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
-            if not state["response_started"]:
-                message = "authsome proxy: the upstream connection failed"
-                await wire.send_simple_response(self.conn, self.writer, 502, message)
-            return False
-        outcome = receiving.result()
+            return await self._upstream_failed(state)
         if not sending.done():
             # The upstream answered before the request body ended: this connection is spent.
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
             return False
+        return await self._finish_exchange(receiving.result(), injection)
+
+    async def _upstream_failed(self, state) -> bool:
+        if not state["response_started"]:
+            message = "authsome proxy: the upstream connection failed"
+            await wire.send_simple_response(self.conn, self.writer, 502, message)
+        return False
+
+    async def _finish_exchange(self, outcome: str, injection) -> bool:
         if outcome == "upgraded":
             await self._splice_upgraded(injection)
             return False
@@ -221,52 +236,90 @@ class HttpRelay:
             await self.close_upstream()
         return True
 
-    async def _pump_request_body(self) -> None:
+    @staticmethod
+    async def _write(writer: asyncio.StreamWriter, data: bytearray) -> None:
+        if not data:
+            return
+        writer.write(bytes(data))
+        try:
+            async with asyncio.timeout(IO_TIMEOUT):
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise PeerClosed(str(exc)) from None
+
+    def _take_available_body(self, out: bytearray) -> bool:
+        """Move request-body events already received into ``out``; True once the body is complete."""
         while True:
-            event = await wire.next_event(self.conn, self.reader, IO_TIMEOUT)
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                return False
             if isinstance(event, h11.Data):
-                await wire.send(self.up_conn, self.up_writer, h11.Data(data=event.data))
+                out += self.up_conn.send(h11.Data(data=event.data))
             elif isinstance(event, h11.EndOfMessage):
-                await wire.send(self.up_conn, self.up_writer, h11.EndOfMessage(headers=event.headers))
-                return
+                out += self.up_conn.send(h11.EndOfMessage(headers=event.headers))
+                return True
             else:
                 raise PeerClosed("client went away mid-request")
 
+    async def _pump_request_body(self) -> None:
+        while True:
+            out = bytearray()
+            if self._take_available_body(out):
+                await self._write(self.up_writer, out)
+                return
+            await self._write(self.up_writer, out)
+            try:
+                async with asyncio.timeout(IO_TIMEOUT):
+                    data = await self.reader.read(wire.READ_SIZE)
+            except (ConnectionError, OSError) as exc:
+                raise PeerClosed(str(exc)) from None
+            self.conn.receive_data(data)
+
     async def _pump_response(self, request, route, injection, state) -> str:
+        """Relay the response; writes are batched per read from the upstream, never held longer."""
         scrubber = self.server.scrubber_for(injection) if injection is not None else None
         body = scrubber.stream() if scrubber else None
+        out = bytearray()
         while True:
-            event = await wire.next_event(self.up_conn, self.up_reader, IO_TIMEOUT)
-            if isinstance(event, h11.InformationalResponse):
+            event = self.up_conn.next_event()
+            if event is h11.NEED_DATA:
+                await self._write(self.writer, out)
+                out.clear()
+                try:
+                    async with asyncio.timeout(IO_TIMEOUT):
+                        data = await self.up_reader.read(wire.READ_SIZE)
+                except (ConnectionError, OSError) as exc:
+                    raise PeerClosed(str(exc)) from None
+                self.up_conn.receive_data(data)
+            elif isinstance(event, h11.InformationalResponse):
+                out += self._head(h11.InformationalResponse, event, scrubber, state)
                 if event.status_code == 101:
-                    await self._send_head(h11.InformationalResponse, event, scrubber, state)
+                    await self._write(self.writer, out)
                     self._audit(request, route, injection, 101)
                     return "upgraded"
-                await self._send_head(h11.InformationalResponse, event, scrubber, state)
             elif isinstance(event, h11.Response):
-                await self._send_head(h11.Response, event, scrubber, state)
+                out += self._head(h11.Response, event, scrubber, state)
                 self._audit(request, route, injection, event.status_code)
             elif isinstance(event, h11.Data):
                 data = body.feed(event.data) if body else event.data
                 if data:
-                    await wire.send(self.conn, self.writer, h11.Data(data=data))
+                    out += self.conn.send(h11.Data(data=data))
             elif isinstance(event, h11.EndOfMessage):
                 tail = body.flush() if body else b""
                 if tail:
-                    await wire.send(self.conn, self.writer, h11.Data(data=tail))
-                await wire.send(self.conn, self.writer, h11.EndOfMessage())
+                    out += self.conn.send(h11.Data(data=tail))
+                out += self.conn.send(h11.EndOfMessage())
+                await self._write(self.writer, out)
                 return "done"
             else:
                 raise PeerClosed("upstream closed mid-response")
 
-    async def _send_head(self, kind, event, scrubber, state) -> None:
+    def _head(self, kind, event, scrubber, state) -> bytes:
         headers = [(k, v) for k, v in event.headers.raw_items() if k.lower() not in wire.HOP_BY_HOP]
         if scrubber:
             headers = [(k, scrubber.scrub(v)) for k, v in headers]
         state["response_started"] = state["response_started"] or kind is h11.Response
-        await wire.send(
-            self.conn, self.writer, kind(status_code=event.status_code, headers=headers, reason=event.reason)
-        )
+        return self.conn.send(kind(status_code=event.status_code, headers=headers, reason=event.reason))
 
     def _audit(self, request: h11.Request, route, injection, status: int) -> None:
         if injection is None or route is None:

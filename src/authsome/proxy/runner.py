@@ -58,6 +58,8 @@ class ProxyThread:
             self._ready.set()
             return
         self._ready.set()
+        # Load the upstream trust store now, off the child's start-up path.
+        self._loop.run_in_executor(None, lambda: self.server.upstream_ssl)
         try:
             self._loop.run_forever()
         finally:
@@ -111,6 +113,25 @@ def _forward_signals(child: subprocess.Popen):
             signal.signal(signum, handler)
 
 
+def check_ca_bundle(path: str) -> None:
+    """Refuse an extra CA bundle that cannot be used, before anything starts."""
+    from authsome.errors import UsageError
+
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as exc:
+        raise UsageError(
+            f"The extra CA bundle {path} cannot be read: {exc.strerror}.",
+            hint="Set AUTHSOME_CA_BUNDLE to a PEM file of CA certificates, or unset it.",
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in content:
+        raise UsageError(
+            f"The extra CA bundle {path} holds no PEM certificate.",
+            hint="Set AUTHSOME_CA_BUNDLE to a PEM file of CA certificates, or unset it.",
+        )
+
+
 def run_with_proxy(
     cmd: list[str],
     routes: list[Route],
@@ -130,6 +151,8 @@ def run_with_proxy(
     from authsome.proxy.server import ProxyServer
 
     extra_ca_bundle = extra_ca_bundle or os.environ.get("AUTHSOME_CA_BUNDLE") or None
+    if extra_ca_bundle:
+        check_ca_bundle(extra_ca_bundle)
     password = secrets.token_urlsafe(24)
     server = ProxyServer(routes, username=_PROXY_USER, password=password, audit=audit, extra_ca_bundle=extra_ca_bundle)
     proxy = ProxyThread(server, listen_socket)

@@ -21,6 +21,7 @@ import hmac
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 
 import h11
@@ -60,7 +61,9 @@ class ProxyServer:
     ) -> None:
         self.routes = list(routes)
         self.ca = ca or RunCA(all_host_patterns(self.routes))
-        self.upstream_ssl = upstream_context(extra_ca_bundle)
+        self._extra_ca_bundle = extra_ca_bundle
+        self._upstream_ssl: ssl.SSLContext | None = None
+        self._upstream_ssl_lock = threading.Lock()
         self._expected_credentials = f"{username}:{password}".encode()
         self._audit = audit
         self._scrubbers: dict[int, tuple[object, Scrubber]] = {}
@@ -76,6 +79,19 @@ class ProxyServer:
         else:
             self._server = await asyncio.start_server(self._on_client, host, port, limit=wire.READ_SIZE)
         return self._server.sockets[0].getsockname()
+
+    @property
+    def upstream_ssl(self) -> ssl.SSLContext:
+        """Built on first use: loading the system trust store takes tens of milliseconds."""
+        with self._upstream_ssl_lock:
+            if self._upstream_ssl is None:
+                self._upstream_ssl = upstream_context(self._extra_ca_bundle)
+            return self._upstream_ssl
+
+    async def upstream_ssl_async(self) -> ssl.SSLContext:
+        if self._upstream_ssl is not None:
+            return self._upstream_ssl
+        return await asyncio.to_thread(lambda: self.upstream_ssl)
 
     async def close(self) -> None:
         if self._server is not None:

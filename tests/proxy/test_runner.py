@@ -1,0 +1,53 @@
+"""run_with_proxy outside any namespace: handed sockets, exit statuses, cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+from authsome.proxy.routes import Route
+from authsome.proxy.runner import exit_status, run_with_proxy
+
+
+def child_env_dump(tmp_path) -> list[str]:
+    out = tmp_path / "env.json"
+    return [sys.executable, "-c", f"import json, os; json.dump(dict(os.environ), open({str(out)!r}, 'w'))"], out
+
+
+def test_handed_listening_socket_is_used(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    cmd, out = child_env_dump(tmp_path)
+    route = Route("openai", "default", ["api.openai.com"], lambda: None, env_vars=["OPENAI_API_KEY"])
+    assert run_with_proxy(cmd, [route], listen_socket=listener) == 0
+    env = json.loads(out.read_text())
+    assert env["HTTPS_PROXY"].endswith(f"@127.0.0.1:{port}")
+    assert env["OPENAI_API_KEY"] == "authsome-proxy-managed"
+    assert not os.path.exists(env["SSL_CERT_FILE"])
+
+
+def test_missing_command_is_127(capsys):
+    assert run_with_proxy(["/nonexistent/authsome-test-cmd"], []) == 127
+    assert "command not found" in capsys.readouterr().err
+
+
+def test_exit_status_mapping():
+    assert exit_status(0) == 0
+    assert exit_status(5) == 5
+    assert exit_status(-15) == 143
+
+
+def test_unusable_extra_ca_bundle_is_a_clear_usage_error(tmp_path):
+    import pytest
+
+    from authsome.errors import UsageError
+
+    with pytest.raises(UsageError, match="cannot be read"):
+        run_with_proxy(["true"], [], extra_ca_bundle=str(tmp_path / "missing.pem"))
+    (tmp_path / "notpem.pem").write_text("hello")
+    with pytest.raises(UsageError, match="no PEM certificate"):
+        run_with_proxy(["true"], [], extra_ca_bundle=str(tmp_path / "notpem.pem"))
