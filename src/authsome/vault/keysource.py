@@ -78,8 +78,22 @@ def load_key(config: dict, home_path: Path, *, ask_passphrase=None) -> bytes:
     return key
 
 
-def usable_keyring_backend():
-    """A real keyring backend that works, or None. Never a fail/chainer/plaintext one."""
+def usable_keyring_backend(timeout: float = 5.0):
+    """A real keyring backend that works, or None. Never a fail/chainer/plaintext one.
+
+    A locked keyring with no display to prompt on can block for a long time, so the probe
+    runs in a daemon thread and counts as unusable when it does not answer in ``timeout``.
+    """
+    import threading
+
+    found = []
+    probe = threading.Thread(target=lambda: found.append(_probe_keyring_backends()), daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return found[0] if found else None
+
+
+def _probe_keyring_backends():
     try:
         import keyring.backend
     except Exception:  # noqa: BLE001 - any import problem means no keyring
