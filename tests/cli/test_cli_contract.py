@@ -107,3 +107,36 @@ def test_passphrase_mode(cli):
     assert cli("get", "openai", "--field", "api_key", "--show-secret", env=env).stdout == key + "\n"
     whoami = json.loads(cli("whoami", "--json").stdout)
     assert whoami["key_source"] == "passphrase"
+
+
+def test_permissions_are_private_whatever_the_umask(cli, tmp_path):
+    import os
+    import stat
+    import subprocess
+
+    from tests.conftest import AUTHSOME
+
+    custom = tmp_path / "acme.json"
+    custom.write_text(json.dumps({
+        "name": "acme", "display_name": "Acme", "auth_type": "api_key", "flow": "api_key",
+        "docs_url": "https://acme.example/docs", "hosts": ["api.acme.example"],
+        "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
+    }))
+    for args, stdin in ((["register", str(custom)], None), (["login", "openai", "--stdin"], canary_key() + "\n"),
+                        (["export", "openai"], None)):
+        subprocess.run([AUTHSOME, *args], input=stdin, text=True, env=cli.env, capture_output=True, check=True,
+                       preexec_fn=lambda: os.umask(0), timeout=60)
+    home = cli.home
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    for path in home.rglob("*"):
+        want = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+    assert cli("doctor").returncode == 0
+
+
+def test_shell_completion_scripts(cli):
+    for shell in ("bash", "zsh", "fish"):
+        proc = cli(env={"_AUTHSOME_COMPLETE": f"{shell}_source"})
+        assert proc.returncode == 0 and "authsome" in proc.stdout and len(proc.stdout) > 100, shell
+    proc = cli(env={"_AUTHSOME_COMPLETE": "bash_complete", "COMP_WORDS": "authsome lo", "COMP_CWORD": "1"})
+    assert "login" in proc.stdout and "logout" in proc.stdout and "log" in proc.stdout
