@@ -67,6 +67,14 @@ def doctor(client) -> list[dict]:
     return checks
 
 
+def isolation_check() -> dict:
+    """Whether `run --isolate` can build its sandbox here (informational: not every platform can)."""
+    from authsome.sandbox import probe
+
+    ok, detail = probe()
+    return {"check": "run --isolate", "ok": ok, "detail": detail, "informational": True}
+
+
 def _private_files(home) -> list:
     names = ["config.json", "vault.db", "vault.db-wal", "vault.db-shm", "vault.key", "audit.log"]
     files = [home.path / n for n in names if (home.path / n).exists()]

@@ -7,25 +7,12 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import BrowserInThread
 
 from authsome.errors import CancelledError, InputTimeoutError, InvalidCredentialError
 from authsome.flows.callback import LoopbackCallback
-from authsome.flows.endpoints import OAuthEndpoints
 from authsome.flows.pkce import login_pkce
 from authsome.flows.tokens import ClientConfig
-
-
-def endpoints_for(server) -> OAuthEndpoints:
-    return OAuthEndpoints(
-        provider="localauth",
-        authorization_url=f"{server.issuer}/auth",
-        token_url=f"{server.issuer}/token",
-        revocation_url=f"{server.issuer}/token/revocation",
-        device_authorization_url=f"{server.issuer}/device/auth",
-        registration_url=f"{server.issuer}/reg",
-        issuer=server.issuer,
-    )
+from tests.oauth_server.oauth_test_server import BrowserInThread, endpoints_for
 
 
 def run_login(server, browser, client_id="authsome-public", secret=None, **kwargs):
@@ -122,34 +109,31 @@ def test_wrong_state_stops_the_login_and_no_code_is_exchanged(oauth_server):
     assert oauth_server.state()["counts"]["grants"] == {}
 
 
-def test_replayed_code_is_refused_by_the_server(oauth_server):
+def test_replayed_callback_is_refused(oauth_server):
     captured: list[str] = []
 
     def keep(url: str) -> str:
         captured.append(url)
         return url
 
-    browser = BrowserInThread(oauth_server, tamper=keep)
-    tokens, _ = run_login(oauth_server, browser)
-    browser.join()
-    # the listener is closed: the same redirect cannot be delivered twice
+    first = BrowserInThread(oauth_server, tamper=keep)
+    run_login(oauth_server, first)
+    first.join()
     import httpx
 
+    # the first listener is closed: its redirect cannot be delivered twice
     with pytest.raises(httpx.ConnectError):
         oauth_server.deliver(captured[0])
-    # and the server refuses the code a second time (and revokes what it issued)
-    query = parse_qs(urlsplit(captured[0]).query)
-    replay = oauth_server.token_request(
-        {
-            "grant_type": "authorization_code",
-            "code": query["code"][0],
-            "client_id": "authsome-public",
-            "redirect_uri": captured[0].split("?")[0],
-            "code_verifier": "x" * 64,
-        }
-    )
-    assert replay.status_code == 400
-    assert replay.json()["error"] == "invalid_grant"
+
+    # a second login receives the first login's code and state: refused, nothing exchanged
+    def replay(url: str) -> str:
+        return url.split("?")[0] + "?" + captured[0].split("?", 1)[1]
+
+    second = BrowserInThread(oauth_server, tamper=replay)
+    with pytest.raises(CancelledError):
+        run_login(oauth_server, second)
+    second.join()
+    assert oauth_server.state()["counts"]["grants"] == {"authorization_code": 1}
 
 
 def test_listener_times_out(oauth_server):

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def node_available() -> str | None:
 class OAuthTestServer:
     """A running server.js process and helpers that play the user's browser."""
 
-    def __init__(self, process: subprocess.Popen, issuer: str) -> None:
+    def __init__(self, process: subprocess.Popen | None, issuer: str) -> None:
         self.process = process
         self.issuer = issuer
         self._http = httpx.Client(base_url=issuer, timeout=15, trust_env=False)
@@ -61,12 +62,13 @@ class OAuthTestServer:
         if reason:
             raise ServerNotAvailable(reason)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NODE_ENV": "test"}
+        errors = tempfile.TemporaryFile(mode="w+")  # the server's warnings and crashes, for diagnosis
         process = subprocess.Popen(
             ["node", str(SERVER_JS), "0"],
             cwd=HERE,
             stdin=subprocess.PIPE,  # closing it (or our death) stops the server
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
             env=env,
             text=True,
         )
@@ -83,12 +85,19 @@ class OAuthTestServer:
         if not line.startswith("READY "):
             process.kill()
             process.wait(timeout=10)
-            raise ServerNotAvailable(f"server.js did not start (got {line!r})")
+            errors.seek(0)
+            raise ServerNotAvailable(f"server.js did not start (got {line!r}): {errors.read()[-2000:]}")
+        errors.close()  # the file stays open in the child
         return cls(process, line.split()[1])
+
+    @classmethod
+    def attach(cls, issuer: str) -> OAuthTestServer:
+        """A handle on a server another process started (e.g. from a fake browser script)."""
+        return cls(None, issuer)
 
     def stop(self) -> None:
         self._http.close()
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -177,7 +186,9 @@ class OAuthTestServer:
             return response.raise_for_status().text
 
     # -- provider definitions pointing here -------------------------------------
-    def provider_definition(self, name: str = "localauth", *, flow: str = "pkce", **oauth_overrides) -> dict:
+    def provider_definition(
+        self, name: str = "localauth", *, flow: str = "pkce", flows: list[str] | None = None, **oauth_overrides
+    ) -> dict:
         host = urlsplit(self.issuer).netloc
         oauth = {
             "authorization_url": f"{self.issuer}/auth",
@@ -199,7 +210,7 @@ class OAuthTestServer:
             "display_name": "Local Auth",
             "auth_type": "oauth2",
             "flow": flow,
-            "flows": [f for f in ("pkce", "device_code", "dcr_pkce") if f != flow],
+            "flows": flows if flows is not None else [f for f in ("pkce", "device_code", "dcr_pkce") if f != flow],
             "docs_url": f"{self.issuer}/",
             "hosts": [host.split(":")[0]],
             "oauth": oauth,
@@ -209,6 +220,75 @@ class OAuthTestServer:
         path = Path(directory) / f"{name}.json"
         path.write_text(json.dumps(self.provider_definition(name, **kwargs), indent=2))
         return path
+
+
+class BrowserInThread:
+    """Plays the user's browser on a thread: approves each URL it is given."""
+
+    def __init__(self, server: OAuthTestServer, *, tamper=None) -> None:
+        self.server = server
+        self.tamper = tamper
+        self.urls: list[str] = []
+        self.responses: list = []
+        self.errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+
+    def __call__(self, url: str) -> None:
+        self.urls.append(url)
+        thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            callback = self.server.authorize_until_callback(url)
+            if self.tamper:
+                callback = self.tamper(callback)
+            self.responses.append(self.server.deliver(callback))
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.errors.append(exc)
+
+    def join(self, timeout: float = 30) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.errors:
+            raise self.errors[0]
+
+
+def endpoints_for(server, **overrides):
+    from authsome.flows.endpoints import OAuthEndpoints
+
+    values = {
+        "provider": "localauth",
+        "authorization_url": f"{server.issuer}/auth",
+        "token_url": f"{server.issuer}/token",
+        "revocation_url": f"{server.issuer}/token/revocation",
+        "device_authorization_url": f"{server.issuer}/device/auth",
+        "registration_url": f"{server.issuer}/reg",
+        "issuer": server.issuer,
+    }
+    values.update(overrides)
+    return OAuthEndpoints(**values)
+
+
+def pkce_tokens(server, client_id="authsome-public", secret=None, scopes=("openid", "read")):
+    """Log in with PKCE (the server approves) and return the TokenSet."""
+    from authsome.flows.pkce import login_pkce
+    from authsome.flows.tokens import ClientConfig
+
+    browser = BrowserInThread(server)
+    tokens = login_pkce(
+        endpoints_for(server),
+        ClientConfig(client_id, secret),
+        list(scopes),
+        label="localauth (default)",
+        timeout=30,
+        announce=lambda message: None,
+        any_loopback_port=True,
+        opener=browser,
+    )
+    browser.join()
+    return tokens
 
 
 def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):

@@ -148,9 +148,6 @@ function makeProvider(issuer) {
   provider.on('grant.error', (ctx, err) => {
     bump(counts.grant_errors, `${ctx.oidc.params?.grant_type}:${err.error}`);
   });
-  provider.on('revocation.success', () => {
-    counts.revocations += 1;
-  });
   provider.on('registration_create.success', () => {
     counts.registrations += 1;
   });
@@ -222,6 +219,9 @@ async function readRaw(ctx) {
 
 async function deviceIntervalKnob(ctx, next) {
   await next();
+  if (ctx.method === 'POST' && ctx.path === '/token/revocation' && ctx.status === 200) {
+    counts.revocations += 1; // oidc-provider emits no event for revocation
+  }
   if (ctx.method === 'POST' && ctx.path === '/device/auth' && ctx.status === 200 && ctx.body) {
     ctx.body = { ...ctx.body, interval: config.device_interval };
   }

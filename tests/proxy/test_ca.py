@@ -50,3 +50,20 @@ def test_ca_certificate_pem_holds_no_private_key():
     ca = RunCA(["api.openai.com"])
     assert b"PRIVATE KEY" not in ca.cert_pem
     assert ca.cert_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_ip_literal_host_gets_an_ip_san_within_the_constraint():
+    ca = RunCA(["10.0.0.5", "api.openai.com"])
+    leaf = ca.issue_leaf("10.0.0.5")
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
+    store = Store([ca.certificate])
+    import ipaddress
+
+    verifier = (
+        PolicyBuilder()
+        .store(store)
+        .time(datetime.datetime.now(datetime.UTC))
+        .build_server_verifier(x509.IPAddress(ipaddress.ip_address("10.0.0.5")))
+    )
+    verifier.verify(leaf, [])

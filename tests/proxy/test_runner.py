@@ -51,3 +51,24 @@ def test_unusable_extra_ca_bundle_is_a_clear_usage_error(tmp_path):
     (tmp_path / "notpem.pem").write_text("hello")
     with pytest.raises(UsageError, match="no PEM certificate"):
         run_with_proxy(["true"], [], extra_ca_bundle=str(tmp_path / "notpem.pem"))
+
+
+def test_route_calls_the_lookup_again_once_the_cache_is_stale(monkeypatch):
+    import authsome.proxy.routes as routes_module
+
+    calls = []
+    route = Route("openai", "default", ["api.openai.com"], lambda: calls.append(1) or len(calls))
+    now = [1000.0]
+    monkeypatch.setattr(routes_module.time, "monotonic", lambda: now[0])
+    assert route.injection() == 1 and route.injection() == 1
+    assert route.cached_injection() == 1
+    now[0] += 60  # a refreshed OAuth token must be picked up
+    assert route.cached_injection() is None
+    assert route.injection() == 2
+
+
+def test_route_matching_uses_whole_labels():
+    route = Route("google", "default", ["*.googleapis.com", "api.openai.com"], lambda: None)
+    assert route.matches("www.googleapis.com") and route.matches("API.OpenAI.com.")
+    for host in ("googleapis.com", "evilgoogleapis.com", "api.openai.com.evil.test", "evil-api.openai.com"):
+        assert not route.matches(host)

@@ -106,3 +106,43 @@ def test_serves_on_a_handed_unix_socket(tmp_path):
             assert s.recv(4096).startswith(b"HTTP/1.1 407 ")
     finally:
         thread.stop()
+
+
+def test_a_trickled_request_head_is_cut_off(proxy, monkeypatch):
+    import time
+
+    from authsome.proxy import wire
+
+    monkeypatch.setattr(wire, "HEAD_TIMEOUT", 0.5)
+    with socket.create_connection(proxy, timeout=10) as s:
+        s.settimeout(0.2)
+        closed = False
+        for byte in b"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                s.sendall(bytes([byte]))
+                if s.recv(4096) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.05)
+        assert closed
+
+
+def test_egress_hook_can_refuse_unmatched_targets():
+    class NoEgress(ProxyServer):
+        async def unmatched_address(self, host, port):
+            return None
+
+    thread = ProxyThread(NoEgress([], username="authsome", password="pw"))
+    address = thread.start()[:2]
+    try:
+        assert exchange(address, connect_head("authsome:pw", "example.test:443")).startswith(b"HTTP/1.1 403 ")
+        token = base64.b64encode(b"authsome:pw").decode()
+        raw = f"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic {token}\r\n\r\n"
+        assert exchange(address, raw.encode()).startswith(b"HTTP/1.1 403 ")
+    finally:
+        thread.stop()

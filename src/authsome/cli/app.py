@@ -107,14 +107,18 @@ def whoami_cmd(client, as_json):
 
 @command("doctor")
 def doctor_cmd(client, as_json):
-    """Check permissions, the vault's integrity and custom provider files."""
+    """Check permissions, the vault's integrity, custom provider files and whether run --isolate works."""
+    from authsome.maintenance import isolation_check
+
     checks = client.doctor()
     ok = all(c["ok"] for c in checks)
+    checks.append(isolation_check())  # informational: a machine without user namespaces is still healthy
     if as_json:
         output.emit_json({"ok": ok, "checks": checks})
     else:
         for c in checks:
-            click.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']}" + ("" if c["ok"] else f": {c['detail']}"))
+            mark = "ok  " if c["ok"] else ("info" if c.get("informational") else "FAIL")
+            click.echo(f"{mark} {c['check']}" + ("" if c["ok"] else f": {c['detail']}"))
     return 0 if ok else 7
 
 

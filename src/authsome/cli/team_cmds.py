@@ -93,11 +93,11 @@ def migrate_cmd(client, as_json, target, urls, mount, prefix, auth, role_id, fro
         verify_credential(team, credential)
         store_credential(local, team, credential)
         new_config = dict(config, backend="openbao", team=team)
-        source, destination = local, open_team_store(new_config, local)
+        source, destination = local, open_team_store(new_config, local, cache=False)
     else:
         if urls or mount or prefix or auth or role_id or from_stdin:
             raise UsageError("--url, --mount, --prefix, --auth, --role-id and --stdin go with --to openbao.")
-        source, destination = open_team_store(config, local), local
+        source, destination = open_team_store(config, local, cache=False), local
     try:
         providers = [r.provider for r in source.list_connections()]
         counts = copy_all(source, destination)

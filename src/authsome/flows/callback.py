@@ -10,12 +10,12 @@ from __future__ import annotations
 import hmac
 import html
 import http.server
-import re
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from authsome.errors import CancelledError, InputTimeoutError, UsageError
+from authsome.flows.oauth_http import safe_error_code
 
 CALLBACK_PATH = "/callback"
 LOOPBACK = "127.0.0.1"
@@ -170,14 +170,9 @@ def check_result(result: CallbackResult, *, label: str) -> str:
             hint="Run the login again and approve the request.",
         )
     if result.error or not result.code:
-        reason = _safe_code(result.error) if result.error else "no authorization code"
+        reason = safe_error_code(result.error) if result.error else "no authorization code"
         raise CancelledError(
             f"The sign-in to {label} did not complete ({reason}).",
             hint="Run the login again.",
         )
     return result.code
-
-
-def _safe_code(value: str) -> str:
-    """An error code from the network, shown only if it looks like one (no control characters)."""
-    return value if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value) else "unrecognised error"

@@ -50,8 +50,8 @@ def login_device_code(
 
                 raise OAuthError(error=str(grant["error"]))
             device_code = str(grant["device_code"])
-            user_code = str(grant["user_code"])
-            verification_uri = str(grant["verification_uri"])
+            user_code = _printable(grant["user_code"])
+            verification_uri = _printable(grant["verification_uri"])
         except Exception as exc:  # noqa: BLE001
             raise login_error(exc, label=label, step="requesting a device code") from None
 
@@ -61,7 +61,7 @@ def login_device_code(
         complete = grant.get("verification_uri_complete")
         text = f"To sign in to {label}, open {verification_uri} and enter the code: {user_code}"
         if isinstance(complete, str) and complete:
-            text += f"\n  (or open {complete})"
+            text += f"\n  (or open {_printable(complete)})"
         announce(text)
 
         deadline = clock() + wait_for
@@ -106,3 +106,8 @@ def _positive_int(value: object, default: int) -> int:
     except (TypeError, ValueError):
         return default
     return number if number > 0 else default
+
+
+def _printable(value: object) -> str:
+    """What the server sends for display, without control characters (no terminal escapes)."""
+    return "".join(ch for ch in str(value) if ch.isprintable())[:512]

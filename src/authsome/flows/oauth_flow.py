@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from authsome.flows.endpoints import OAuthEndpoints, resolve_endpoints
 from authsome.flows.tokens import ClientConfig, TokenSet
 
 OAUTH_FLOWS = ("pkce", "device_code", "dcr_pkce")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,12 @@ def run_oauth_flow(
     oauth = getattr(provider, "oauth", None) or {}
     label = f"{provider.name} ({connection})"
     scope_list = tuple(scopes) if scopes is not None else tuple(oauth.get("scopes") or ())
+    for scope in scope_list:
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            raise UsageError(
+                f"{scope!r} is not a valid OAuth scope for {provider.name}.",
+                hint="Scopes are printable ASCII without spaces, '\"' or '\\'; separate several with commas.",
+            )
     endpoints = resolve_endpoints(provider, base_url)
     any_port = bool(oauth.get("loopback_any_port"))
 

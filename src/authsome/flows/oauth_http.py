@@ -5,6 +5,7 @@ Authlib and httpx are imported here, inside functions, never at module load.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from authsome.errors import (
@@ -73,8 +74,14 @@ def oauth_error_code(exc: BaseException) -> str | None:
     from authlib.integrations.base_client.errors import OAuthError
 
     if isinstance(exc, OAuthError):
-        return exc.error
+        return safe_error_code(exc.error)
     return None
+
+
+def safe_error_code(value: object) -> str:
+    """An ``error`` value from the network, shown only if it looks like one (no escapes, no text)."""
+    text = str(value or "")
+    return text if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text) else "unrecognised_error"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -101,8 +101,12 @@ def _ask_client_secret(provider, connection: str, source: str, timeout: float, s
 
 
 def _may_open_browser(source: str) -> bool:
-    """Open a browser only where one can appear (a display, or $BROWSER set); else just print the URL."""
-    if source not in ("auto", "browser"):
+    """Open a browser where one can appear (a display, or $BROWSER set), unless --no-browser.
+
+    ``--from-env``/``--stdin`` only say where a client secret comes from: the sign-in
+    still happens in the browser. Without one, the URL is printed to open elsewhere.
+    """
+    if source == "terminal":
         return False
     from authsome.secret_input.pipeline import has_display
 

@@ -98,7 +98,6 @@ def refresh_if_needed(client: Any, provider: Any, record: Any) -> Any:
     from authsome.connection_info import CONNECTED, EXPIRED
     from authsome.errors import NotLoggedInError
     from authsome.flows.oauth_records import client_for_record, login_command, token_secrets, tokens_from_record
-    from authsome.vault.locks import connection_lock
 
     name, connection = provider.name, record.connection
     label = f"{name} ({connection})"
@@ -157,11 +156,22 @@ def refresh_if_needed(client: Any, provider: Any, record: Any) -> Any:
         refresh=refresh,
         save=save,
         mark_expired=mark_expired,
-        lock=lambda: connection_lock(client.home.path, name, connection),
+        lock=lambda: _refresh_lock(client, name, connection),
     )
     if latest["saved"]:
         return store.get_connection(name, connection)
     return latest["record"]
+
+
+def _refresh_lock(client: Any, provider: str, connection: str) -> AbstractContextManager:
+    """This machine's per-connection file lock, plus the engine lease when the home is a team vault."""
+    try:
+        from authsome.vault.openbao_lease import refresh_lock
+    except ImportError:  # a build without the team backend
+        from authsome.vault.locks import connection_lock
+
+        return connection_lock(client.home.path, provider, connection)
+    return refresh_lock(client.home.path, client.store, provider, connection)
 
 
 def _expired(label: str, command: str) -> TokenExpiredError:

@@ -81,7 +81,7 @@ class RunCA:
         subtrees = permitted_subtrees(host_patterns or [])
         if subtrees:
             builder = builder.add_extension(
-                x509.NameConstraints(permitted_subtrees=[x509.DNSName(s) for s in subtrees], excluded_subtrees=None),
+                x509.NameConstraints(permitted_subtrees=[_subtree(s) for s in subtrees], excluded_subtrees=None),
                 critical=True,
             )
         self._cert = builder.sign(self._key, hashes.SHA256())
@@ -106,15 +106,17 @@ class RunCA:
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
         public_key = self._leaf_key.public_key()
+        # An IP in the CN would be checked as a DNS name against the name constraint.
+        common_name = "authsome-leaf" if _ip(host) is not None else host
         return (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._cert.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(_now() - _BACKDATE)
             .not_valid_after(_now() + _VALIDITY)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_general_name(host)]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
@@ -135,6 +137,10 @@ class RunCA:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
+
+    def cached_context(self, host: str) -> ssl.SSLContext | None:
+        """The server context for ``host`` if one was built already (never blocks)."""
+        return self._contexts.get(host)
 
     def server_context(self, host: str) -> ssl.SSLContext:
         """A TLS server context presenting a leaf for ``host`` (cached per host)."""
@@ -158,6 +164,35 @@ class RunCA:
         ctx.sni_callback = _remember_sni
         _load_chain_from_memory(ctx, chain, key)
         return ctx
+
+
+def _ip(host: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _general_name(host: str):
+    """A SAN entry: an IP address for an IP literal (clients check those as IPs), else a DNS name."""
+    from cryptography import x509
+
+    address = _ip(host)
+    return x509.IPAddress(address) if address is not None else x509.DNSName(host)
+
+
+def _subtree(name: str):
+    """A permitted subtree: exactly one address for an IP literal, else a DNS subtree."""
+    import ipaddress
+
+    from cryptography import x509
+
+    address = _ip(name)
+    if address is not None:
+        return x509.IPAddress(ipaddress.ip_network(address))
+    return x509.DNSName(name)
 
 
 def _remember_sni(ssl_object, server_name, _ctx) -> None:

@@ -24,6 +24,12 @@ CA_BUNDLE_VARS = (
     "AWS_CA_BUNDLE",
     "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "HTTPLIB2_CA_CERTS",
+    # Beyond DESIGN.md's list: other tools that read a bundle path (some preset on CI images).
+    "NIX_SSL_CERT_FILE",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "PIP_CERT",
+    "DENO_CERT",
+    "CARGO_HTTP_CAINFO",
 )
 #: Removed: a directory of CAs would be used instead of, or beside, the bundle.
 REMOVED_VARS = ("SSL_CERT_DIR",)

@@ -17,11 +17,16 @@ from urllib.parse import quote, unquote_plus, urlsplit
 import h11
 
 from authsome.proxy import wire
+from authsome.proxy.decode import decoder_for
 from authsome.proxy.wire import IO_TIMEOUT, PeerClosed
 
 if TYPE_CHECKING:
     from authsome.proxy.routes import Route
     from authsome.proxy.server import ProxyServer
+
+
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+_RETRY = object()
 
 
 class UpstreamError(Exception):
@@ -134,21 +139,30 @@ class HttpRelay:
         headers = self._upstream_headers(request, injection)
         if injection is not None:
             target = with_query(target, injection.query)
-        try:
-            await self._ensure_upstream()
-        except UpstreamError as exc:
-            await wire.send_simple_response(self.conn, self.writer, 502, str(exc))
-            return False
         upstream_request = h11.Request(method=request.method, target=target, headers=headers)
-        try:
-            out = bytearray(self.up_conn.send(upstream_request))
-            # A request whose body is already here (a GET, a small POST) goes out in one write.
-            body_done = self._take_available_body(out)
-            await self._write(self.up_writer, out)
-        except (PeerClosed, h11.LocalProtocolError):
-            await wire.send_simple_response(self.conn, self.writer, 502, "authsome proxy: upstream closed")
-            return False
-        return await self._exchange(request, route, injection, body_done)
+        # An idempotent request already read whole may be sent again once, on a fresh
+        # connection, when a kept-alive upstream connection turns out to be closed.
+        retry_allowed = request.method in _IDEMPOTENT
+        while True:
+            reused = self.up_reader is not None
+            try:
+                await self._ensure_upstream()
+            except UpstreamError as exc:
+                await wire.send_simple_response(self.conn, self.writer, 502, str(exc))
+                return False
+            try:
+                out = bytearray(self.up_conn.send(upstream_request))
+                # A request whose body is already here (a GET, a small POST) goes out in one write.
+                body_done = self._take_available_body(out)
+                await self._write(self.up_writer, out)
+            except (PeerClosed, h11.LocalProtocolError):
+                await wire.send_simple_response(self.conn, self.writer, 502, "authsome proxy: upstream closed")
+                return False
+            outcome = await self._exchange(request, route, injection, body_done, retry=reused and retry_allowed)
+            if outcome is not _RETRY:
+                return outcome
+            await self.close_upstream()
+            retry_allowed = False
 
     def _upstream_headers(self, request: h11.Request, injection) -> list[tuple[bytes, bytes]]:
         dropped = set(wire.HOP_BY_HOP)
@@ -187,12 +201,15 @@ class HttpRelay:
             raise UpstreamError(f"authsome proxy: cannot connect to {self.host}:{self.port}: {reason}") from None
         self.up_conn = wire.new_client_conn()
 
-    async def _exchange(self, request: h11.Request, route, injection, body_done: bool) -> bool:
+    async def _exchange(self, request: h11.Request, route, injection, body_done: bool, retry: bool = False):
+        """Relay the response; True/False: keep the client connection; ``_RETRY``: send again."""
         state = {"response_started": False}
         if body_done:  # common case: no concurrent body upload, so no extra tasks
             try:
                 outcome = await self._pump_response(request, route, injection, state)
             except (PeerClosed, TimeoutError, h11.ProtocolError, OSError):
+                if retry and not state.get("upstream_sent_bytes"):
+                    return _RETRY
                 return await self._upstream_failed(state)
             return await self._finish_exchange(outcome, injection)
         sending = asyncio.ensure_future(self._pump_request_body())
@@ -279,6 +296,7 @@ class HttpRelay:
         """Relay the response; writes are batched per read from the upstream, never held longer."""
         scrubber = self.server.scrubber_for(injection) if injection is not None else None
         body = scrubber.stream() if scrubber else None
+        decoder = None
         out = bytearray()
         while True:
             event = self.up_conn.next_event()
@@ -290,6 +308,8 @@ class HttpRelay:
                         data = await self.up_reader.read(wire.READ_SIZE)
                 except (ConnectionError, OSError) as exc:
                     raise PeerClosed(str(exc)) from None
+                if data:
+                    state["upstream_sent_bytes"] = True
                 self.up_conn.receive_data(data)
             elif isinstance(event, h11.InformationalResponse):
                 out += self._head(h11.InformationalResponse, event, scrubber, state)
@@ -298,14 +318,22 @@ class HttpRelay:
                     self._audit(request, route, injection, 101)
                     return "upgraded"
             elif isinstance(event, h11.Response):
-                out += self._head(h11.Response, event, scrubber, state)
+                headers = list(event.headers.raw_items())
+                if scrubber and request.method != b"HEAD":
+                    decoder, headers = decoder_for(headers)  # compressed despite our request
+                out += self._head(h11.Response, event, scrubber, state, headers)
                 self._audit(request, route, injection, event.status_code)
             elif isinstance(event, h11.Data):
-                data = body.feed(event.data) if body else event.data
-                if data:
-                    out += self.conn.send(h11.Data(data=data))
+                for piece in decoder.feed(event.data) if decoder else (event.data,):
+                    data = body.feed(piece) if body else piece
+                    if data:
+                        out += self.conn.send(h11.Data(data=data))
+                    if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
+                        await self._write(self.writer, out)
+                        out.clear()
             elif isinstance(event, h11.EndOfMessage):
-                tail = body.flush() if body else b""
+                tail = body.feed(decoder.flush()) if decoder else b""
+                tail += body.flush() if body else b""
                 if tail:
                     out += self.conn.send(h11.Data(data=tail))
                 out += self.conn.send(h11.EndOfMessage())
@@ -314,12 +342,15 @@ class HttpRelay:
             else:
                 raise PeerClosed("upstream closed mid-response")
 
-    def _head(self, kind, event, scrubber, state) -> bytes:
-        headers = [(k, v) for k, v in event.headers.raw_items() if k.lower() not in wire.HOP_BY_HOP]
+    def _head(self, kind, event, scrubber, state, headers=None) -> bytes:
+        if headers is None:
+            headers = event.headers.raw_items()
+        headers = [(k, v) for k, v in headers if k.lower() not in wire.HOP_BY_HOP]
         if scrubber:
             headers = [(k, scrubber.scrub(v)) for k, v in headers]
         state["response_started"] = state["response_started"] or kind is h11.Response
-        return self.conn.send(kind(status_code=event.status_code, headers=headers, reason=event.reason))
+        reason = scrubber.scrub(event.reason) if scrubber else event.reason
+        return self.conn.send(kind(status_code=event.status_code, headers=headers, reason=reason))
 
     def _audit(self, request: h11.Request, route, injection, status: int) -> None:
         if injection is None or route is None:

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 
 from authsome.proxy.childenv import build_ca_bundle, build_child_env
 from authsome.proxy.routes import Route
@@ -55,11 +54,13 @@ class ProxyThread:
             self.address = self._loop.run_until_complete(self.server.start(sock=self._socket))
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             self._error = exc
+            self._loop.close()
             self._ready.set()
             return
         self._ready.set()
-        # Load the upstream trust store now, off the child's start-up path.
-        self._loop.run_in_executor(None, lambda: self.server.upstream_ssl)
+        # Load the upstream trust store now, off the child's start-up path; a daemon
+        # thread, so a short run does not wait for it at exit.
+        threading.Thread(target=lambda: self.server.upstream_ssl, name="authsome-trust", daemon=True).start()
         try:
             self._loop.run_forever()
         finally:
@@ -68,9 +69,14 @@ class ProxyThread:
             self._loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._loop.is_running():
+        # Queued even if run_forever has not begun yet: it then stops after one iteration.
+        try:
             self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread.is_alive():
+        except RuntimeError:
+            pass  # the loop is already closed
+        if self._thread.ident is None:  # never started
+            self._loop.close()
+        elif self._thread.is_alive():
             self._thread.join(timeout)
 
 
@@ -87,30 +93,45 @@ def _terminal_delivers_sigint() -> bool:
         return False
 
 
-@contextmanager
-def _forward_signals(child: subprocess.Popen):
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
+class _SignalForwarder:
+    """Forwards signals to the child; installed before the child starts so none is lost."""
 
-    def forward(signum, _frame) -> None:
+    def __init__(self) -> None:
+        self.child: subprocess.Popen | None = None
+        self.pending: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _SignalForwarder:
+        if threading.current_thread() is threading.main_thread():
+            for name in _FORWARDED_SIGNALS:
+                signum = getattr(signal, name, None)
+                if signum is not None:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, _frame) -> None:
         if signum == signal.SIGINT and _terminal_delivers_sigint():
             return  # the child got this Ctrl-C from the terminal already
+        if self.child is None:
+            self.pending.append(signum)
+            return
+        self._send(signum)
+
+    def _send(self, signum: int) -> None:
         try:
-            child.send_signal(signum)
+            self.child.send_signal(signum)
         except (ProcessLookupError, OSError):
             pass
 
-    for name in _FORWARDED_SIGNALS:
-        signum = getattr(signal, name, None)
-        if signum is not None:
-            previous[signum] = signal.signal(signum, forward)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    def started(self, child: subprocess.Popen) -> None:
+        self.child = child
+        for signum in self.pending:
+            self._send(signum)
+        self.pending.clear()
 
 
 def check_ca_bundle(path: str) -> None:
@@ -167,15 +188,16 @@ def run_with_proxy(
         host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
         proxy_url = f"http://{_PROXY_USER}:{password}@{host}:{address[1]}"
         env = build_child_env(os.environ, proxy_url=proxy_url, ca_bundle_path=bundle_path, routes=routes)
-        try:
-            child = subprocess.Popen(cmd, env=env)
-        except FileNotFoundError:
-            print(f"authsome run: command not found: {cmd[0]}", file=sys.stderr)
-            return 127
-        except PermissionError:
-            print(f"authsome run: permission denied: {cmd[0]}", file=sys.stderr)
-            return 126
-        with _forward_signals(child):
+        with _SignalForwarder() as forwarder:
+            try:
+                child = subprocess.Popen(cmd, env=env)
+            except FileNotFoundError:
+                print(f"authsome run: command not found: {cmd[0]}", file=sys.stderr)
+                return 127
+            except PermissionError:
+                print(f"authsome run: permission denied: {cmd[0]}", file=sys.stderr)
+                return 126
+            forwarder.started(child)
             while True:
                 try:
                     returncode = child.wait()

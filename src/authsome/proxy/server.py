@@ -37,6 +37,16 @@ logger = logging.getLogger("authsome.proxy")
 _PROXY_AUTH_CHALLENGE = [(b"proxy-authenticate", b'Basic realm="authsome"')]
 
 
+def _is_ip_literal(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def upstream_context(extra_ca_bundle: str | None = None) -> ssl.SSLContext:
     """Verified client TLS: the system trust store plus an optional extra bundle."""
     ctx = ssl.create_default_context()
@@ -155,8 +165,9 @@ class ProxyServer:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:
             pass
-        except Exception:  # noqa: BLE001 - one bad connection must not take the proxy down
-            logger.debug("authsome proxy: connection failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - one bad connection must not take the proxy down
+            # The type only: a message could quote a header value, and so a secret.
+            logger.debug("authsome proxy: connection failed (%s)", type(exc).__name__)
         finally:
             self._connections.discard(task)
             await wire.close_writer(writer)
@@ -200,10 +211,25 @@ class ProxyServer:
         early, _ = conn.trailing_data
         return early
 
+    async def unmatched_address(self, host: str, port: int) -> str | None:
+        """Where to connect for a target no route matches; None refuses it (403).
+
+        The hook for an egress policy: a subclass may resolve ``host``, check
+        the addresses and return the one to use. Matched hosts never get here.
+        """
+        return host
+
+    def unmatched_refusal(self, host: str, port: int) -> str:
+        return f"authsome proxy: connections to {host}:{port} are not allowed in this run"
+
     async def _tunnel(self, conn, reader, writer, host: str, port: int) -> None:
+        address = await self.unmatched_address(host, port)
+        if address is None:
+            await wire.send_simple_response(conn, writer, 403, self.unmatched_refusal(host, port))
+            return
         try:
             async with asyncio.timeout(wire.CONNECT_TIMEOUT):
-                up_reader, up_writer = await asyncio.open_connection(host, port, limit=wire.READ_SIZE)
+                up_reader, up_writer = await asyncio.open_connection(address, port, limit=wire.READ_SIZE)
         except (OSError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or "failed")
             await wire.send_simple_response(
@@ -219,7 +245,7 @@ class ProxyServer:
             await wire.close_writer(up_writer)
 
     async def _intercept(self, conn, reader, writer, host: str, port: int, route: Route) -> None:
-        server_ctx = await asyncio.to_thread(self.ca.server_context, host)
+        server_ctx = self.ca.cached_context(host) or await asyncio.to_thread(self.ca.server_context, host)
         # The ClientHello must reach the TLS layer, not the plain stream buffer:
         # stop reading before answering 200 and let start_tls resume it.
         writer.transport.pause_reading()
@@ -233,7 +259,11 @@ class ProxyServer:
             return
         ssl_object = writer.get_extra_info("ssl_object")
         sni = getattr(ssl_object, "authsome_sni", None)
-        sni_ok = sni is not None and wire.canonical_host(sni) == host
+        if sni is None:
+            # Clients send no SNI for an IP address (RFC 6066); for a name, a missing SNI is a mismatch.
+            sni_ok = _is_ip_literal(host)
+        else:
+            sni_ok = wire.canonical_host(sni) == host
         relay = HttpRelay(
             self, reader, writer, wire.new_server_conn(), host, port, tls=True, route=route, sni_ok=sni_ok
         )
@@ -257,7 +287,11 @@ class ProxyServer:
                 )
                 await wire.send_simple_response(conn, writer, 403, message)
                 return
-            relay = HttpRelay(self, reader, writer, conn, host, port, tls=False)
+            address = await self.unmatched_address(host, port)
+            if address is None:
+                await wire.send_simple_response(conn, writer, 403, self.unmatched_refusal(host, port))
+                return
+            relay = HttpRelay(self, reader, writer, conn, address, port, tls=False)
             try:
                 keep_alive = await relay.handle_request(request)
             finally:

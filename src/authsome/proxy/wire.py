@@ -34,17 +34,24 @@ def new_client_conn() -> h11.Connection:
 
 
 async def next_event(conn: h11.Connection, reader: asyncio.StreamReader, timeout: float):
-    """The next h11 event, reading from ``reader`` as needed (bounded wait per read)."""
-    while True:
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        try:
-            async with asyncio.timeout(timeout):
+    """The next h11 event, reading from ``reader`` as needed.
+
+    ``timeout`` bounds the whole wait for the event, so a head trickled in byte
+    by byte cannot hold a connection open for longer.
+    """
+    event = conn.next_event()
+    if event is not h11.NEED_DATA:
+        return event
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
                 data = await reader.read(READ_SIZE)
-        except (ConnectionError, OSError) as exc:
-            raise PeerClosed(str(exc)) from None
-        conn.receive_data(data)
+            except (ConnectionError, OSError) as exc:
+                raise PeerClosed(str(exc)) from None
+            conn.receive_data(data)
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
 
 
 async def send(conn: h11.Connection, writer: asyncio.StreamWriter, event) -> None:

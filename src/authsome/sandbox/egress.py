@@ -105,6 +105,6 @@ def refusal_message(host: str, port: int, egress: str) -> str:
             "only provider hosts (--egress providers)."
         )
     return (
-        f"authsome proxy: {host}:{port} is this machine or its local network services; "
-        "an isolated run cannot reach them through the proxy."
+        f"authsome proxy: {host}:{port} is refused: it resolves to this machine or its local network "
+        "services (or not at all), which an isolated run cannot reach through the proxy."
     )

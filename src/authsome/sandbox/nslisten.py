@@ -7,7 +7,10 @@ socket pair (``SCM_RIGHTS``). A socket stays in the namespace it was made
 in, so the proxy, running on the host, accepts the child's connections
 directly: nothing of ours runs inside the sandbox for the child to kill or
 abuse. The helper is a fork because joining a user namespace requires a
-single-threaded process; it exits as soon as the socket is sent.
+single-threaded process; it is forked while bubblewrap starts (so the cost
+of forking a large Python process overlaps it), waits for the sandbox's pid,
+and exits as soon as the socket is sent. Where no user namespace needs
+joining (root), a short-lived thread does it instead, with no fork at all.
 
 The sandbox brings its loopback up a moment after its namespaces exist;
 ``IP_FREEBIND`` lets the bind succeed before that, and the child runs only
@@ -48,11 +51,6 @@ def _setns_function():
     return setns
 
 
-def prepare() -> object:
-    """Load what the helper needs ahead of time (call while bubblewrap starts)."""
-    return _setns_function()
-
-
 def _bind_listener(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
@@ -61,19 +59,40 @@ def _bind_listener(port: int) -> socket.socket:
     return sock
 
 
-def _helper(setns, net_fd: int, user_fd: int | None, port: int, channel: socket.socket) -> None:
-    """Runs in the forked child: join, bind, send, exit. Never returns."""
-    code = 0
+def _join(setns, pid: int) -> None:
+    """Move the calling thread into the network namespace of ``pid`` (and its owner, if needed)."""
+    net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
             setns(net_fd, CLONE_NEWNET)
+            return
         except PermissionError:
-            if user_fd is None:
-                raise
+            import fcntl
+
+            user_fd = fcntl.ioctl(net_fd, NS_GET_USERNS)  # the user namespace that owns the network one
+        try:
             setns(user_fd, CLONE_NEWUSER)  # gives CAP_SYS_ADMIN over the namespace's network
-            setns(net_fd, CLONE_NEWNET)
-        listener = _bind_listener(port)
-        socket.send_fds(channel, [b"\0\0\0\0"], [listener.fileno()])
+        finally:
+            os.close(user_fd)
+        setns(net_fd, CLONE_NEWNET)
+    finally:
+        os.close(net_fd)
+
+
+def _helper(setns, port: int, channel: socket.socket) -> None:
+    """Runs in the forked child: wait for the pid, join, bind, send, exit. Never returns."""
+    code = 0
+    try:
+        # Nothing of the broker's (the vault's database among its open files) goes along.
+        keep = channel.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, max(os.sysconf("SC_OPEN_MAX"), keep + 1))  # close_range(2): one call
+        channel.settimeout(_HELPER_TIMEOUT * 3)
+        request = channel.recv(4)
+        if len(request) == 4:
+            _join(setns, struct.unpack("!i", request)[0])
+            listener = _bind_listener(port)
+            socket.send_fds(channel, [b"\0\0\0\0"], [listener.fileno()])
     except OSError as exc:
         code = 1
         try:
@@ -85,39 +104,93 @@ def _helper(setns, net_fd: int, user_fd: int | None, port: int, channel: socket.
     os._exit(code)
 
 
+def _listen_from_thread(setns, pid: int, port: int) -> socket.socket | None:
+    """With CAP_SYS_ADMIN over the namespace (root): a short-lived thread joins it, no fork needed.
+
+    Network namespaces are per thread, so only that thread moves; it ends
+    right after. Returns None when not permitted (then the fork path is used).
+    """
+    import threading
+
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(net_fd, CLONE_NEWNET)
+            finally:
+                os.close(net_fd)
+            result["socket"] = _bind_listener(port)
+        except OSError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, name="authsome-netns-listener")
+    thread.start()
+    thread.join(_HELPER_TIMEOUT)
+    if isinstance(result.get("error"), PermissionError) or thread.is_alive():
+        return None
+    if "error" in result:
+        err = result["error"]
+        raise _unavailable(f"cannot listen inside the sandbox's network namespace ({err.strerror or err})")
+    return result["socket"]
+
+
+class NamespaceListener:
+    """Made before the sandbox exists, so the helper's fork overlaps bubblewrap's start-up; used once."""
+
+    def __init__(self, port: int, setns=None) -> None:
+        self.port = port
+        self._setns = setns or _setns_function()
+        self._channel: socket.socket | None = None
+        self._child: int | None = None
+        if os.geteuid() != 0:
+            self._start_helper()
+
+    def _start_helper(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        child = os.fork()
+        if child == 0:
+            ours.close()
+            _helper(self._setns, self.port, theirs)
+        theirs.close()
+        self._channel, self._child = ours, child
+
+    def listen(self, pid: int) -> socket.socket:
+        """A listening TCP socket on 127.0.0.1:``port`` in the network namespace of ``pid``."""
+        if self._child is None:
+            listener = _listen_from_thread(self._setns, pid, self.port)
+            if listener is not None:
+                return listener
+            self._start_helper()
+        try:
+            self._channel.sendall(struct.pack("!i", pid))
+        except OSError as exc:
+            raise _unavailable(f"the namespace helper is gone ({exc.strerror})") from None
+        try:
+            return _receive(self._channel)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()  # a helper still waiting sees the end and exits
+            self._channel = None
+        if self._child is not None:
+            _reap(self._child)
+            self._child = None
+
+
 def listen_in_namespace(pid: int, port: int, setns=None) -> socket.socket:
     """A listening TCP socket on 127.0.0.1:``port`` inside the network namespace of ``pid``."""
-    setns = setns or _setns_function()
+    maker = NamespaceListener(port, setns)
     try:
-        net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise _unavailable(f"cannot open the sandbox's network namespace ({exc.strerror})") from None
-    user_fd = None
-    try:
-        try:
-            import fcntl
-
-            user_fd = fcntl.ioctl(net_fd, NS_GET_USERNS)
-        except OSError:
-            user_fd = None  # kernels before 4.9: try the network namespace alone
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with ours, theirs:
-            child = os.fork()
-            if child == 0:
-                ours.close()
-                _helper(setns, net_fd, user_fd, port, theirs)
-            theirs.close()
-            try:
-                return _receive(ours, child)
-            finally:
-                _reap(child)
+        return maker.listen(pid)
     finally:
-        os.close(net_fd)
-        if user_fd is not None:
-            os.close(user_fd)
+        maker.close()
 
 
-def _receive(channel: socket.socket, child: int) -> socket.socket:
+def _receive(channel: socket.socket) -> socket.socket:
     channel.settimeout(_HELPER_TIMEOUT)
     try:
         data, fds, _flags, _addr = socket.recv_fds(channel, 4, 1, socket.MSG_CMSG_CLOEXEC)

@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 
 from authsome.errors import IsolationUnavailableError, UsageError
 from authsome.sandbox import nslisten
+from authsome.sandbox.availability import unavailable
 from authsome.sandbox.bwrap import build_argv, find_bwrap
 from authsome.sandbox.egress import EGRESS_CHOICES
 from authsome.sandbox.launch import Sandbox, SetupFailed, forwarding_signals
 from authsome.sandbox.paths import resolve_command
 from authsome.sandbox.plan import build_plan
-from authsome.sandbox.availability import unavailable
 
 #: Host-side variables that point at things the sandbox does not contain.
 _HOST_ONLY_VARS = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "TMPDIR")
@@ -80,6 +80,10 @@ def run_isolated(
         print(f"authsome run: command not found: {cmd[0]}", file=sys.stderr)
         return 127
     extra_ca_bundle = extra_ca_bundle or os.environ.get("AUTHSOME_CA_BUNDLE") or None
+    if extra_ca_bundle:
+        from authsome.proxy.runner import check_ca_bundle
+
+        check_ca_bundle(extra_ca_bundle)
     workdir = tempfile.mkdtemp(prefix="authsome-run-")
     try:
         plan = build_plan(
@@ -147,20 +151,22 @@ class _IsolatedRun:
             sandbox = Sandbox(argv_for, env)
         except OSError as exc:
             raise unavailable(f"bubblewrap at {self.bwrap} could not be started ({exc.strerror})", self.bwrap) from None
-        proxy = None
+        proxy = listener_maker = None
         with forwarding_signals(sandbox):
             try:
-                setns = nslisten.prepare()  # overlaps bubblewrap's start
+                # Both overlap bubblewrap's start-up: the namespace helper and the run's CA.
+                listener_maker = nslisten.NamespaceListener(self.port)
                 server = self._server()
                 init_pid = sandbox.wait_for_namespaces()
-                listener = nslisten.listen_in_namespace(init_pid, self.port, setns)
+                listener = listener_maker.listen(init_pid)
                 proxy = ProxyThread(server, listener)
                 proxy.start()
                 self._write_bundle(server)
                 if sandbox.interrupted is not None:
                     return 128 + sandbox.interrupted
                 sandbox.release()
-                return exit_status(sandbox.wait())
+                status = exit_status(sandbox.wait())
+                return 128 + sandbox.interrupted if sandbox.interrupted is not None else status
             except SetupFailed as exc:
                 if sandbox.interrupted is not None:
                     return 128 + sandbox.interrupted
@@ -169,5 +175,7 @@ class _IsolatedRun:
                 raise
             finally:
                 sandbox.kill()
+                if listener_maker is not None:
+                    listener_maker.close()
                 if proxy is not None:
                     proxy.stop()
