@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -45,12 +44,6 @@ def show_and_open(
         opener(url)
         return
 
-    def _open() -> None:
-        import webbrowser
+    from authsome.browser_open import open_in_browser
 
-        try:
-            webbrowser.open(url, new=2)
-        except Exception:  # noqa: BLE001 - a browser that fails to start is not fatal: the URL is shown
-            return
-
-    threading.Thread(target=_open, name="authsome-browser", daemon=True).start()
+    open_in_browser(url)  # in a child without AUTHSOME_*/VAULT_*/BAO_* variables

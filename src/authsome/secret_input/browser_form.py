@@ -9,8 +9,6 @@ $BROWSER), shows a countdown on a terminal, and returns the accepted values.
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +24,6 @@ DEFAULT_PORT = 7998
 _WAIT_SLICE = 0.25
 
 # Variables that unlock authsome or a team vault never reach the browser process.
-_PRIVATE_ENV_PREFIXES = ("AUTHSOME_", "VAULT_", "BAO_")
 
 
 def _announce_to_stderr(message: str) -> None:
@@ -123,21 +120,9 @@ def _wait(session: Session, server: FormServer, request: SecretRequest, timeout:
 
 
 def _open_browser(url: str) -> None:
-    """Open ``url`` with the standard library's webbrowser (honours $BROWSER), in a child
-    whose environment has no authsome or vault secrets. Never through a shell."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_PRIVATE_ENV_PREFIXES)}
-    code = "import sys, webbrowser; webbrowser.open(sys.argv[1], new=2)"
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-I", "-c", code, url],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    except OSError:
-        return  # the URL is on screen; the user can open it
-    threading.Thread(target=child.wait, name="authsome-browser-opener", daemon=True).start()
+    from authsome.browser_open import open_in_browser
+
+    open_in_browser(url)
 
 
 def _is_tty(stream: object) -> bool:
