@@ -59,7 +59,7 @@ class Authsome:
             from authsome.vault.local import ask_passphrase_on_terminal
 
             ask = ask_passphrase_on_terminal if self._interactive else None
-            self._store = open_store(self.home, self.config, ask_passphrase=ask)
+            self._store = open_store(self.home, self.config, ask_passphrase=ask, notice=self._notice)
         return self._store
 
     @property

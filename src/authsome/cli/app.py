@@ -59,6 +59,18 @@ def cli() -> None:
     """
 
 
+def offline_option(fn):
+    """Team backend only: serve a read from the encrypted local copy when the engine is unreachable."""
+
+    def enable(ctx, param, value):
+        if value:
+            os.environ["AUTHSOME_OFFLINE_OK"] = "1"  # read by the team store when it opens; never passed to run
+        return value
+
+    return click.option("--offline-ok", is_flag=True, expose_value=False, callback=enable, is_eager=True,
+                        help="Team vault: if the engine is unreachable, use the last copy read (labelled).")(fn)
+
+
 def connection_option(fn):
     return click.option(
         "--connection", "-c", metavar="NAME", help="Connection name (default: the provider's default)."
@@ -164,6 +176,7 @@ def list_cmd(client, as_json, show_all):
 @command("get")
 @click.argument("provider")
 @connection_option
+@offline_option
 @click.option("--field", "-f", metavar="FIELD", help="Print one field's bare value.")
 @click.option("--show-secret", is_flag=True, help="Allow printing a secret field (with --field).")
 def get_cmd(client, as_json, provider, connection, field, show_secret):
@@ -193,6 +206,7 @@ def get_cmd(client, as_json, provider, connection, field, show_secret):
 @command("export")
 @click.argument("provider")
 @connection_option
+@offline_option
 @click.option("--format", "fmt", type=click.Choice(["env", "shell", "json"]), default="env", show_default=True)
 def export_cmd(client, as_json, provider, connection, fmt):
     """Print the credential as environment variables (keys/access tokens only)."""

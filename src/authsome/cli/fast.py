@@ -19,6 +19,8 @@ from authsome.connection_info import METADATA_FIELDS, field_text, metadata, meta
 
 def run(argv: list[str]) -> int | None:
     try:
+        if not _is_local_home(_home()):
+            return None  # a team home's connections live in the engine: the full path knows how to reach it
         if argv[0] == "list":
             return _list(argv[1:])
         if argv[0] == "get":
@@ -30,6 +32,17 @@ def run(argv: list[str]) -> int | None:
 
 def _home() -> str:
     return os.path.expanduser(os.environ.get("AUTHSOME_HOME") or "~/.authsome")
+
+
+def _is_local_home(home: str) -> bool:
+    try:
+        with open(os.path.join(home, "config.json"), "rb") as f:
+            # A byte search instead of json: the writer (home.save_config) always emits this exact form.
+            return b'"backend": "local"' in f.read()
+    except FileNotFoundError:
+        return True  # no home yet: nothing is stored locally or anywhere else
+    except OSError:
+        return False
 
 
 def _store(home: str):

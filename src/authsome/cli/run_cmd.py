@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from authsome.cli.app import command
+from authsome.cli.app import command, offline_option
 
 
 @command(
@@ -13,6 +13,7 @@ from authsome.cli.app import command
 )
 @click.option("--provider", "-p", "providers", multiple=True, metavar="NAME[:CONNECTION]",
               help="Inject only these connections (repeatable). Default: every provider's default connection.")
+@offline_option
 @click.option("--isolate", is_flag=True,
               help="Run CMD in a bubblewrap sandbox whose only way out is the proxy (Linux).")
 @click.option("--bind", "binds", multiple=True, metavar="DIR", help="With --isolate: also bind DIR read-write.")

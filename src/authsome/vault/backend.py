@@ -7,7 +7,7 @@ from authsome.errors import StoreError
 BACKENDS = ("local", "openbao")
 
 
-def open_store(home, config: dict | None, ask_passphrase=None):
+def open_store(home, config: dict | None, ask_passphrase=None, notice=None):
     """The store of ``home``. The team backend's modules (and hvac) load only for a team home."""
     from authsome.vault.local import open_local_store
 
@@ -16,15 +16,17 @@ def open_store(home, config: dict | None, ask_passphrase=None):
     if backend == "local":
         return local
     if backend == "openbao":
-        return open_team_store(config, local)
+        return open_team_store(config, local, notice=notice)
     raise StoreError(
         f"{home.config_path} names an unknown backend '{backend}'.",
         hint=f"Known backends: {', '.join(BACKENDS)}. Upgrade authsome if this home was set up by a newer release.",
     )
 
 
-def open_team_store(config: dict, local):
+def open_team_store(config: dict, local, *, notice=None, cache: bool = True):
+    """The team store; ``cache`` keeps the offline cache (served only when AUTHSOME_OFFLINE_OK=1)."""
     from authsome.vault.openbao_auth import TokenSource
+    from authsome.vault.openbao_cache import OfflineCache, offline_ok_requested
     from authsome.vault.openbao_engine import Engine
     from authsome.vault.openbao_store import OpenBaoStore
 
@@ -33,5 +35,10 @@ def open_team_store(config: dict, local):
     engine = Engine(list(team.get("urls") or []), source)
     source.engine = engine
     return OpenBaoStore(
-        engine, local, mount=team.get("mount", "secret"), prefix=team.get("prefix", "authsome"), auth=source
+        engine,
+        local,
+        mount=team.get("mount", "secret"),
+        prefix=team.get("prefix", "authsome"),
+        auth=source,
+        cache=OfflineCache(local, serve=offline_ok_requested(), notice=notice) if cache else None,
     )

@@ -93,7 +93,18 @@ def usable_keyring_backend(timeout: float = 5.0):
     return found[0] if found else None
 
 
+def _skip_foreign_keyring_backends() -> None:
+    """Off macOS, keep keyring's macOS backend from loading its ctypes API: that import runs
+    ``ctypes.util.find_library``, which spawns ldconfig/gcc/ld with this process's whole environment
+    (a ``--from-env`` key, ``AUTHSOME_PASSPHRASE``), and the backend cannot work here anyway."""
+    import sys
+
+    if sys.platform != "darwin":
+        sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
+
+
 def _probe_keyring_backends():
+    _skip_foreign_keyring_backends()
     try:
         import keyring.backend
     except Exception:  # noqa: BLE001 - any import problem means no keyring
@@ -126,6 +137,7 @@ def _backend_name(backend) -> str:
 def _read_keyring(entry: dict) -> bytes:
     wanted = entry.get("backend")
     backend = None
+    _skip_foreign_keyring_backends()
     try:
         import keyring.backend
 

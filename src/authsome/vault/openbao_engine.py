@@ -2,9 +2,16 @@
 
 Several URLs may be configured: each request goes to the last one that
 answered, and moves on to the next on a connection error or a 5xx (standby
-nodes forward to the leader). Every attempt has a 3 s connect timeout and
-the whole request 10 s, so an unreachable engine is reported promptly as a
-``StoreError`` naming the URLs, never as a traceback. Engine refusals become
+nodes forward writes to the leader). Every attempt has a 3 s connect timeout
+and the whole request 10 s, so an unreachable engine is reported promptly as
+a ``StoreError`` naming the URLs, never as a traceback.
+
+OpenBao standbys serve reads from their own replica, which may lag. The
+engine replays the newest ``X-Vault-Index`` it has seen on every request, so
+a node answers only once it has applied everything this process wrote or
+read (it says 429 until then, and the request is retried): after claiming a
+refresh lease, the connection read back is at least as new as the previous
+holder's saved tokens. Engine refusals become
 ``ForbiddenError``; a check-and-set mismatch becomes ``CasMismatch`` for the
 store to turn into a ``ConflictError`` that names the connection.
 
@@ -22,6 +29,7 @@ from authsome.errors import ForbiddenError, StoreError
 CONNECT_TIMEOUT = 3.0
 TOTAL_TIMEOUT = 10.0
 RETRY_PAUSE = 0.25
+INDEX_HEADER = "X-Vault-Index"
 
 
 class CasMismatch(Exception):
@@ -48,6 +56,7 @@ class Engine:
         self._token: str | None = None
         self._adapters: dict[str, object] = {}
         self._preferred = 0
+        self._index: tuple[int, str] | None = None  # (raft index, header value): the newest state seen
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         # `authsome run` reads credentials from the proxy's worker threads: one request at a time.
@@ -61,9 +70,7 @@ class Engine:
     def _adapter(self, url: str):
         adapter = self._adapters.get(url)
         if adapter is None:
-            from hvac.adapters import JSONAdapter
-
-            adapter = JSONAdapter(base_uri=url, token=self.token(), allow_redirects=False)
+            adapter = _raw_adapter(url, self.token())
             self._adapters[url] = adapter
         return adapter
 
@@ -81,6 +88,20 @@ class Engine:
         for adapter in self._adapters.values():
             adapter.close()
         self._adapters.clear()
+
+    def _note_index(self, value: str | None) -> None:
+        """Keep the newest X-Vault-Index (base64 JSON {"cluster", "value"}; opaque if it is not)."""
+        if not value:
+            return
+        import base64
+        import json
+
+        try:
+            number = int(json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))["value"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if self._index is None or number > self._index[0]:
+            self._index = (number, value)
 
     # ---- one request, every URL tried ----------------------------------------------
     def request(self, method: str, path: str, *, what: str, json: dict | None = None, token: str | None = None):
@@ -105,15 +126,24 @@ class Engine:
                 if remaining <= 0:
                     failures.append(f"{url} (not tried: {self.total_timeout:.0f} s spent)")
                     continue
-                adapter = self._adapter(url) if token is None else _bare_adapter(url, token)
+                adapter = self._adapter(url) if token is None else _raw_adapter(url, token)
                 adapter._kwargs["timeout"] = (min(self.connect_timeout, remaining), remaining)
+                headers = {INDEX_HEADER: self._index[1]} if self._index else None
                 try:
-                    answer = adapter.request(method, f"/v1/{path}", json=json)
+                    answer = adapter.request(method, f"/v1/{path}", json=json, headers=headers)
                 except (requests.ConnectionError, requests.Timeout):
                     failures.append(f"{url} (unreachable)")
                     continue
+                except requests.RequestException as exc:  # e.g. the connection dropped mid-answer
+                    failures.append(f"{url} ({type(exc).__name__})")
+                    leaderless = True
+                    continue
                 except (hx.InternalServerError, hx.BadGateway, hx.VaultDown, hx.VaultNotInitialized) as exc:
                     failures.append(f"{url} ({_status_text(exc)})")
+                    leaderless = True
+                    continue
+                except hx.RateLimitExceeded:  # a standby that has not applied our index yet
+                    failures.append(f"{url} (HTTP 429, catching up)")
                     leaderless = True
                     continue
                 except hx.InvalidPath:
@@ -139,12 +169,20 @@ class Engine:
                     ) from None
                 except hx.VaultError as exc:
                     raise StoreError(f"The team vault at {url} failed to {what}: {_status_text(exc)}.") from None
+                if 300 <= answer.status_code < 400:
+                    # A standby that redirects instead of forwarding: redirects are never followed
+                    # (the token header would go along); the active node is among the other URLs.
+                    failures.append(f"{url} (HTTP {answer.status_code}, a standby node)")
+                    leaderless = True
+                    continue
                 self._preferred = self.urls.index(url)
-                if answer is None or isinstance(answer, dict):
-                    return answer
-                if getattr(answer, "status_code", 200) == 204 or not answer.content:
+                self._note_index(answer.headers.get(INDEX_HEADER))
+                if answer.status_code == 204 or not answer.content:
                     return None
-                return answer.json()
+                try:
+                    return answer.json()
+                except ValueError:
+                    raise StoreError(f"The team vault at {url} answered with something that is not JSON.") from None
             if not leaderless or time.monotonic() + RETRY_PAUSE >= deadline:
                 break
             time.sleep(RETRY_PAUSE)
@@ -155,10 +193,14 @@ class Engine:
         )
 
 
-def _bare_adapter(url: str, token: str):
-    from hvac.adapters import JSONAdapter
+def _raw_adapter(url: str, token: str):
+    import os
 
-    return JSONAdapter(base_uri=url, token=token, allow_redirects=False)
+    from hvac.adapters import RawAdapter
+
+    # The engine's private CA, as the bao / vault CLIs read it; otherwise the usual trust store.
+    verify = os.environ.get("VAULT_CACERT") or os.environ.get("BAO_CACERT") or True
+    return RawAdapter(base_uri=url, token=token, allow_redirects=False, verify=verify)
 
 
 def _errors(exc) -> str:

@@ -55,10 +55,13 @@ def engine_lease(
     deadline = time.monotonic() + wait_seconds
     while True:
         found = store._read(path, what)
-        data, version = found if found is not None else ({}, 0)
-        if not data.get("holder") or float(data.get("expires_at") or 0) <= time.time():
-            if found is None:
-                version, _ = store._current_version(path, what)  # a removed lease may have left versions
+        if found is None:  # never claimed, or its latest version deleted ('kv delete')
+            version, deleted = store._current_version(path, what)
+            claimable = version == 0 or deleted  # otherwise another machine claimed it since our read
+        else:
+            data, version = found
+            claimable = not data.get("holder") or float(data.get("expires_at") or 0) <= time.time()
+        if claimable:
             try:
                 claim = {"holder": holder, "expires_at": time.time() + lease_seconds}
                 version = store._write(path, claim, version, what)

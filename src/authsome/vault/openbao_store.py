@@ -19,15 +19,21 @@ in the local vault.
 
 from __future__ import annotations
 
-import base64
 import secrets as _secrets
 import time
 
-from authsome.errors import ConflictError, StoreCorruptError
+from authsome.errors import StoreCorruptError, StoreError
 from authsome.vault.openbao_engine import CasMismatch, Engine
+from authsome.vault.openbao_records import (
+    RECORD_SCHEMA,
+    client_key,
+    conflict,
+    connection_record,
+    custom_metadata,
+    field,
+    plain,
+)
 from authsome.vault.records import ClientConfigRecord, ConnectionRecord
-
-RECORD_SCHEMA = 1
 
 
 class OpenBaoStore:
@@ -35,9 +41,12 @@ class OpenBaoStore:
 
     backend_name = "openbao"
 
-    def __init__(self, engine: Engine, local, *, mount: str = "secret", prefix: str = "authsome", auth=None) -> None:
+    def __init__(
+        self, engine: Engine, local, *, mount: str = "secret", prefix: str = "authsome", auth=None, cache=None
+    ) -> None:
         self.engine = engine
         self.local = local
+        self.cache = cache  # OfflineCache, or None: no local copies
         self.mount = mount.strip("/")
         self.prefix = prefix.strip("/")
         self.auth = auth  # the token source (openbao_auth.TokenSource) for whoami
@@ -91,9 +100,25 @@ class OpenBaoStore:
         self.engine.request("DELETE", f"{self.mount}/metadata/{path}", what=what)
 
     # ---- connections ----------------------------------------------------------------
+    def _cached_read(self, path: str, what: str) -> tuple[dict, int] | None:
+        """A read kept in the offline cache, served from it only on opt-in when the engine is unreachable."""
+        if self.cache is None:
+            return self._read(path, what)
+        try:
+            found = self._read(path, what)
+        except StoreError as exc:
+            if type(exc) is not StoreError or not self.cache.serve:  # refusals and conflicts are never masked
+                raise
+            hit = self.cache.recall(path, what.removeprefix("read "))
+            if hit is None:
+                raise
+            return hit
+        self.cache.remember(path, found)
+        return found
+
     def get_connection(self, provider: str, connection: str) -> ConnectionRecord | None:
-        found = self._read(self._path(provider, connection), f"read {provider} ({connection})")
-        return None if found is None else self._to_record(provider, connection, *found)
+        found = self._cached_read(self._path(provider, connection), f"read {provider} ({connection})")
+        return None if found is None else connection_record(provider, connection, *found)
 
     def list_connections(self, provider: str | None = None) -> list[ConnectionRecord]:
         providers = [provider] if provider is not None else self._providers()
@@ -137,7 +162,7 @@ class OpenBaoStore:
             existing = self._read(path, f"read {provider} ({connection})")
             found = existing[1] if existing else 0
             if expected_version is not None and found != expected_version:
-                raise _conflict(provider, connection, expected_version, found)
+                raise conflict(provider, connection, expected_version, found)
             if existing is not None:
                 created = existing[0].get("created_at", now)
             if expected_version is None:
@@ -166,6 +191,15 @@ class OpenBaoStore:
         return version
 
     def _write_with_cas(self, path, data, cas, provider, connection, what) -> int:
+        version = self._write_connection(path, data, cas, provider, connection, what)
+        try:  # derived, informational: the write above stands even if this is refused or the engine goes away
+            body = {"custom_metadata": custom_metadata(data)}
+            self.engine.request("POST", f"{self.mount}/metadata/{path}", what=what, json=body)
+        except StoreError:
+            pass
+        return version
+
+    def _write_connection(self, path, data, cas, provider, connection, what) -> int:
         try:
             return self._write(path, data, cas, what)
         except CasMismatch:
@@ -176,13 +210,13 @@ class OpenBaoStore:
                 return self._write(path, data, found, what)
             except CasMismatch:
                 found, _ = self._current_version(path, f"read {provider} ({connection})")
-        raise _conflict(provider, connection, cas, found)
+        raise conflict(provider, connection, cas, found)
 
     def update_status(self, provider: str, connection: str, status: str, expected_version: int | None = None) -> int:
         path = self._path(provider, connection)
         found = self._read(path, f"read {provider} ({connection})")
         if found is None or (expected_version is not None and found[1] != expected_version):
-            raise _conflict(provider, connection, expected_version, found[1] if found else 0)
+            raise conflict(provider, connection, expected_version, found[1] if found else 0)
         data, version = found
         data = dict(data, status=status, updated_at=time.time())
         return self._write_with_cas(path, data, version, provider, connection, f"write {provider} ({connection})")
@@ -222,7 +256,7 @@ class OpenBaoStore:
 
     # ---- defaults ----------------------------------------------------------------
     def get_default(self, provider: str) -> str | None:
-        found = self._read(self._path(provider, "_default"), f"read the default connection of {provider}")
+        found = self._cached_read(self._path(provider, "_default"), f"read the default connection of {provider}")
         if found is None:
             return None
         name = found[0].get("connection")
@@ -247,7 +281,7 @@ class OpenBaoStore:
     # ---- client configs ----------------------------------------------------------------
     def get_client_config(self, provider: str, base_url: str = "") -> ClientConfigRecord | None:
         found = self._read(
-            self._path(provider, "_client", _client_key(base_url)), f"read the OAuth client of {provider}"
+            self._path(provider, "_client", client_key(base_url)), f"read the OAuth client of {provider}"
         )
         if found is None:
             return None
@@ -255,11 +289,11 @@ class OpenBaoStore:
         return ClientConfigRecord(
             provider=provider,
             base_url=base_url,
-            client_id=_field(data, "client_id", str, f"the OAuth client of {provider}"),
-            metadata=_field(data, "metadata", dict, f"the OAuth client of {provider}"),
-            sealed=_field(data, "secrets", dict, f"the OAuth client of {provider}"),
+            client_id=field(data, "client_id", str, f"the OAuth client of {provider}"),
+            metadata=field(data, "metadata", dict, f"the OAuth client of {provider}"),
+            sealed=field(data, "secrets", dict, f"the OAuth client of {provider}"),
             version=version,
-            opener=_plain,
+            opener=plain,
         )
 
     def list_client_configs(self, provider: str) -> list[ClientConfigRecord]:
@@ -286,7 +320,7 @@ class OpenBaoStore:
             "metadata": dict(metadata or {}),
             "secrets": dict(secrets),
         }
-        path = self._path(provider, "_client", _client_key(base_url))
+        path = self._path(provider, "_client", client_key(base_url))
         return self._write(path, data, None, f"write the OAuth client of {provider}")
 
     # ---- refresh lease (single-flight OAuth refresh across machines) -----------------
@@ -334,61 +368,3 @@ class OpenBaoStore:
     def close(self) -> None:
         self.engine.close()
         self.local.close()
-
-    # ---- decoding ----------------------------------------------------------------
-    def _to_record(self, provider: str, connection: str, data: dict, version: int) -> ConnectionRecord:
-        where = f"{provider} ({connection}) in the team vault"
-        if data.get("kind") != "connection":
-            raise StoreCorruptError(
-                f"The stored record of {where} is not an authsome connection.",
-                hint="Restore it from the engine's version history ('bao kv rollback') or remove it.",
-            )
-        return ConnectionRecord(
-            provider=provider,
-            connection=connection,
-            auth_type=_field(data, "auth_type", str, where),
-            flow=_field(data, "flow", str, where),
-            status=_field(data, "status", str, where),
-            created_at=_field(data, "created_at", (int, float), where),
-            updated_at=_field(data, "updated_at", (int, float), where),
-            expires_at=data.get("expires_at"),
-            scopes=_field(data, "scopes", list, where),
-            metadata=_field(data, "metadata", dict, where),
-            sealed=_field(data, "secrets", dict, where),
-            version=version,
-            opener=_plain,
-        )
-
-
-def _plain(record, field: str, stored) -> str:
-    return stored
-
-
-def _field(data: dict, name: str, kind, where: str):
-    value = data.get(name)
-    if not isinstance(value, kind):
-        raise StoreCorruptError(
-            f"The stored record of {where} is damaged (field '{name}').",
-            hint="Restore it from the engine's version history ('bao kv rollback') or remove it.",
-        )
-    return value
-
-
-def _client_key(base_url: str) -> str:
-    if not base_url:
-        return "default"
-    return "u" + base64.urlsafe_b64encode(base_url.encode()).decode().rstrip("=")
-
-
-def _conflict(provider: str, connection: str, expected: int | None, found: int) -> ConflictError:
-    if expected == 0:
-        what = f"{provider} ({connection}) was created by another machine meanwhile (now version {found})"
-    elif found == 0:
-        what = f"{provider} ({connection}) was removed meanwhile (expected version {expected})"
-    else:
-        what = f"{provider} ({connection}) changed meanwhile (expected version {expected}, found version {found})"
-    return ConflictError(
-        f"Write conflict in the team vault: {what}; nothing was written.",
-        hint=f"Re-read it ('authsome get {provider} --connection {connection}') and retry if you still want "
-        "to change it.",
-    )

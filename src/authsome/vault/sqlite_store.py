@@ -17,6 +17,9 @@ from authsome.vault.records import ClientConfigRecord, ConnectionRecord
 
 SCHEMA_VERSION = 1
 LOCK_WAIT_SECONDS = 15.0
+# Test-only, off by default: a descriptor that gets one byte at each write transaction's begin ("B")
+# and commit ("C"), so the crash tests know where a kill -9 landed. It never carries any data.
+_TRACE_FD = int(_fd) if (_fd := os.environ.get("AUTHSOME_TEST_TRACE_FD", "")).isdigit() else -1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS connections (
@@ -126,9 +129,11 @@ class SqliteStore:
             db = self._connect(create=True)
             try:
                 db.execute("BEGIN IMMEDIATE")
+                _trace(b"B")
                 try:
                     result = fn(db)
                     db.execute("COMMIT")
+                    _trace(b"C")
                     return result
                 except BaseException:
                     if db.in_transaction:
@@ -423,6 +428,14 @@ def _decode_text(data: bytes, where: str) -> str:
         return data.decode()
     except UnicodeDecodeError:
         raise StoreCorruptError(f"The stored secret of {where} is damaged.") from None
+
+
+def _trace(mark: bytes) -> None:
+    if _TRACE_FD >= 0:
+        try:
+            os.write(_TRACE_FD, mark)
+        except OSError:
+            pass
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

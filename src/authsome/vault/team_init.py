@@ -38,6 +38,11 @@ def team_settings(urls, mount: str | None, prefix: str | None, auth: str | None,
             raise UsageError(f"'{url}' is not an http(s) URL of an engine.", hint="e.g. --url https://bao.example:8200")
         if parts.username or parts.password or parts.query:
             raise UsageError(f"The engine URL '{parts.hostname}' must not carry credentials or a query.")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise UsageError(
+                f"'{url}' would send the engine token unencrypted over the network.",
+                hint="Use https:// (plain http is accepted for loopback addresses only).",
+            )
     auth = auth or "token"
     if auth not in AUTH_METHODS:
         raise UsageError(f"Unknown engine auth method '{auth}'.", hint=f"Use one of: {', '.join(AUTH_METHODS)}.")
@@ -129,3 +134,14 @@ def switch_to_local(home, config: dict) -> dict:
     config["backend"] = "local"
     home.save_config(config)
     return config
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
