@@ -125,3 +125,33 @@ def test_name_without_sni_gets_no_credential(setup):
         assert read_head(tls).startswith(b"HTTP/1.1 200")
     assert b"authorization" not in upstream.heads[0].lower()
     assert events == []
+
+
+def test_failed_credential_lookup_is_a_502_that_names_the_connection(tmp_path):
+    from authsome.errors import TokenExpiredError
+
+    ca, cert, key = write_test_pki(tmp_path)
+
+    def expired():
+        raise TokenExpiredError("The token of github (work) expired and could not be refreshed.")
+
+    server = ProxyServer(
+        [Route("github", "work", ["localhost"], expired)], username="authsome", password="pw", extra_ca_bundle=ca
+    )
+    run_ca = tmp_path / "run-ca.pem"
+    run_ca.write_bytes(server.ca.cert_pem)
+    thread = ProxyThread(server)
+    address = thread.start()[:2]
+    upstream = ScriptedUpstream(cert, key, lambda n, head: OK)
+    try:
+        with connect_through(address, f"localhost:{upstream.port}", "pw", str(run_ca), "localhost") as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: localhost:{upstream.port}\r\n\r\n".encode())
+            response = b""
+            while chunk := tls.recv(65536):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 502")
+        assert b"github (work)" in response and b"expired" in response
+        assert upstream.heads == []
+    finally:
+        thread.stop()
+        upstream.close()

@@ -79,3 +79,16 @@ def test_injected_values_include_wire_forms():
     values = injected_values(inj)
     assert token in values and SECRET in values
     assert token.encode() not in scrubber(*values).scrub(f"echo Basic {token}".encode())
+
+
+def test_lower_case_percent_encoding_keeps_the_secret_case():
+    value = "sk-AbC+dEf/GhI=jKl"
+    lower_hex = quote(value, safe="").replace("%2B", "%2b").replace("%2F", "%2f").replace("%3D", "%3d")
+    out = scrubber(value).scrub(f"url?key={lower_hex}".encode())
+    assert lower_hex.encode() not in out
+    assert b"sk-abc" not in [p[:6] for p in secret_patterns([value])]  # no lower-cased secret patterns
+
+
+def test_json_escaped_solidus_is_scrubbed():
+    body = ('{"key": "' + SECRET.replace("/", "\\/") + '"}').encode()
+    assert b"[authsome-redacted]" in scrubber(SECRET).scrub(body)

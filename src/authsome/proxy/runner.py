@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -165,12 +166,21 @@ def run_with_proxy(
     """Run ``cmd`` with every request to a route's hosts credentialed by the proxy.
 
     ``extra_ca_bundle`` (default: ``AUTHSOME_CA_BUNDLE``) is trusted for
-    upstream TLS and given to the child too. ``proxy_address`` is the address
-    the child should use when it differs from the listening socket's own.
-    Returns the child's exit status (128+N when killed by signal N).
+    upstream TLS and given to the child too. ``listen_socket``: a listening
+    socket to serve on instead of an ephemeral 127.0.0.1 port;
+    ``proxy_address`` is the (host, port) the child should use when that
+    differs from the socket's own (required for a Unix socket). ``audit`` is
+    called on the proxy's thread, once per injected request, with a dict of
+    provider, connection, host, method, path (no query) and status: keep it
+    quick (buffer, flush after). Returns the child's exit status (128+N when
+    killed by signal N); 127/126 when ``cmd`` is not found / not executable.
+    Raises ``UsageError`` for an unusable extra CA bundle.
     """
     from authsome.proxy.server import ProxyServer
 
+    if listen_socket is not None and proxy_address is None:
+        if listen_socket.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError("run_with_proxy: a Unix listening socket needs proxy_address")
     extra_ca_bundle = extra_ca_bundle or os.environ.get("AUTHSOME_CA_BUNDLE") or None
     if extra_ca_bundle:
         check_ca_bundle(extra_ca_bundle)

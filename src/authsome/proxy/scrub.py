@@ -13,6 +13,7 @@ event ends in a newline, which starts no secret, so events are not delayed.
 from __future__ import annotations
 
 import base64
+import re
 from urllib.parse import quote, quote_plus
 
 # Shorter values would match ordinary text (and are not real secrets).
@@ -48,7 +49,10 @@ def secret_patterns(values: list[str]) -> list[bytes]:
         patterns.add(raw)
         patterns.add(quote(value, safe="").encode("ascii"))
         patterns.add(quote_plus(value, safe="").encode("ascii"))
-        patterns.add(quote(value, safe="").lower().encode("ascii"))
+        # Percent-encoding with lower-case hex digits (the secret's own letters keep their case).
+        patterns.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(value, safe="")).encode("ascii"))
+        if "/" in value:  # JSON encoders that escape the solidus ("\/")
+            patterns.add(value.replace("/", "\\/").encode("utf-8"))
         patterns.add(base64.b64encode(raw))
         patterns.update(_base64_cores(raw))
     return sorted((p for p in patterns if len(p) >= _MIN_SECRET_LENGTH), key=len, reverse=True)

