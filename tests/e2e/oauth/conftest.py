@@ -40,10 +40,20 @@ class OAuthCLI:
         env = dict(kwargs.pop("env", {}) or {}, FAKE_BROWSER_MODE=mode)
         return self("login", provider, *args, env=env, **kwargs)
 
-    def browser_events(self) -> list[dict]:
-        if not self.browser_log.exists():
-            return []
-        return [json.loads(line) for line in self.browser_log.read_text().splitlines()]
+    def browser_events(self, until_pages: set[str] | None = None, timeout: float = 30.0) -> list[dict]:
+        """The browser's log; with ``until_pages``, wait (bounded) for it to log one of those pages or an
+        error: the CLI can finish as soon as the callback is served, before the browser writes its last line."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            events = []
+            if self.browser_log.exists():
+                events = [json.loads(line) for line in self.browser_log.read_text().splitlines()]
+            done = not until_pages or any(e.get("page") in until_pages or "error" in e for e in events)
+            if done or time.monotonic() >= deadline:
+                return events
+            time.sleep(0.05)
 
     def command(self) -> list[str]:
         from tests.conftest import AUTHSOME

@@ -27,7 +27,7 @@ def test_pkce_login_through_the_real_pages_in_chromium(oauth_cli, tmp_path):
     proc = oauth_cli.login(
         "--client-id", "authsome-public", env=chromium_env(tmp_path, CHROMIUM_SCREENSHOT=str(shot)), timeout=120
     )
-    events = oauth_cli.browser_events()
+    events = oauth_cli.browser_events(until_pages={"callback"})
     assert proc.returncode == 0, (proc.stderr, events)
     pages = [e.get("page") for e in events]
     assert pages == ["login", "consent", "callback"], events
@@ -44,7 +44,7 @@ def test_cancel_on_the_real_consent_page_exits_8(oauth_cli, tmp_path):
     proc = oauth_cli.login(
         "--client-id", "authsome-public", env=chromium_env(tmp_path, CHROMIUM_CONSENT="deny"), timeout=120
     )
-    events = oauth_cli.browser_events()
+    events = oauth_cli.browser_events(until_pages={"callback"})
     assert proc.returncode == 8, (proc.stderr, events)
     assert "denied" in proc.stderr
     assert "not completed" in events[-1]["text"] and "access_denied" in events[-1]["text"]
