@@ -162,6 +162,9 @@ class Authsome:
         if field in METADATA_FIELDS:
             return field_text(_metadata(record, self.store.get_default(prov.name) == record.connection)[field])
         if field not in record.sealed:
+            # Field names are not secret, but a damaged or renamed one must read as damage (exit 7),
+            # not as "no such field": opening every sealed field authenticates them all.
+            record.secrets()
             known = ", ".join(list(METADATA_FIELDS) + record.secret_fields())
             raise UsageError(f"{prov.name} ({record.connection}) has no field '{field}'.", hint=f"Fields: {known}.")
         secret = _is_secret_field(prov, field)
@@ -220,6 +223,7 @@ class Authsome:
 
     def logout(self, provider: str, connection: str | None = None) -> dict:
         prov, record = self.resolve(provider, connection)
+        self.store.unlock()  # only someone who can open the vault may change it
         self.store.delete_connection(prov.name, record.connection)
         self.audit.record("logout", provider=prov.name, connection=record.connection, outcome="ok")
         return {"provider": prov.name, "connection": record.connection, "removed": True}
@@ -227,6 +231,9 @@ class Authsome:
     def remove(self, provider: str) -> dict:
         prov = self.provider(provider)
         connections = [r.connection for r in self.store.list_connections(prov.name)]
+        if not connections and self.store.get_client_config(prov.name, "") is None and self.config is None:
+            raise NotLoggedInError(f"Nothing to remove: {prov.name} has no local state.")
+        self.store.unlock()  # only someone who can open the vault may change it
         removed = self.store.delete_provider(prov.name)
         if not removed:
             raise NotLoggedInError(f"Nothing to remove: {prov.name} has no local state.")
@@ -241,11 +248,15 @@ class Authsome:
     def set_default(self, provider: str, connection: str) -> dict:
         prov = self.provider(provider)
         check_connection_name(connection)
+        missing = ConnectionNotFoundError(
+            f"{prov.name} has no connection named '{connection}'.",
+            hint=f"Run 'authsome list' to see the connections of {prov.name}.",
+        )
+        if self.store.get_connection(prov.name, connection) is None:
+            raise missing
+        self.store.unlock()  # only someone who can open the vault may change it
         if not self.store.set_default(prov.name, connection):
-            raise ConnectionNotFoundError(
-                f"{prov.name} has no connection named '{connection}'.",
-                hint=f"Run 'authsome list' to see the connections of {prov.name}.",
-            )
+            raise missing
         self.audit.record("set_default", provider=prov.name, connection=connection, outcome="ok")
         return {"provider": prov.name, "default": connection}
 

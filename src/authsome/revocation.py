@@ -19,6 +19,7 @@ def revoke(client, provider_name: str, connection: str | None = None) -> dict:
         records = client.store.list_connections(provider.name)
         if not records:
             raise NotLoggedInError(f"Nothing to revoke: {provider.name} has no local state.")
+    client.store.unlock()  # a wrong passphrase stops here, before anything is revoked or deleted
     revoked_remotely = []
     try:
         for record in records:

@@ -140,3 +140,17 @@ def test_shell_completion_scripts(cli):
         assert proc.returncode == 0 and "authsome" in proc.stdout and len(proc.stdout) > 100, shell
     proc = cli(env={"_AUTHSOME_COMPLETE": "bash_complete", "COMP_WORDS": "authsome lo", "COMP_CWORD": "1"})
     assert "login" in proc.stdout and "logout" in proc.stdout and "log" in proc.stdout
+
+
+@pytest.mark.parametrize("args,code", [
+    (["set-default", "openai", "x"], 3),
+    (["remove", "openai"], 5),
+    (["revoke", "openai"], 5),
+    (["logout", "openai"], 5),
+    (["get", "openai"], 5),
+    (["export", "openai"], 5),
+])
+def test_acting_on_a_fresh_home(cli, args, code):
+    proc = cli(*args)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "bug" not in proc.stderr

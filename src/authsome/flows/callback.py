@@ -10,6 +10,9 @@ from __future__ import annotations
 import hmac
 import html
 import http.server
+import socket
+import socketserver
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -45,10 +48,48 @@ class CallbackResult:
     iss: str | None = None
 
 
-class _Server(http.server.HTTPServer):
+# A client gets this long for its whole request, however slowly it trickles bytes (slowloris).
+REQUEST_DEADLINE = 10.0
+# Connections served at once; more are closed at once, so a flood cannot exhaust threads.
+MAX_CONNECTIONS = 16
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """One thread per connection, so a slow or hostile client never holds up the real redirect."""
+
+    daemon_threads = True
     expected_host: str
     expected_state: str
     result: CallbackResult | None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.result_lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:
+        # Cut the connection when its whole request takes longer than the deadline.
+        timer = threading.Timer(REQUEST_DEADLINE, _cut, args=(request,))
+        timer.daemon = True
+        timer.start()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            timer.cancel()
+            self.slots.release()
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -83,7 +124,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             state_ok=hmac.compare_digest(state.encode(), self.server.expected_state.encode()),
             iss=one("iss"),
         )
-        self.server.result = result
+        with self.server.result_lock:  # the first callback request wins; the listener then closes
+            if self.server.result is not None:
+                self._reply(409, "Already answered", "This sign-in has already been answered.")
+                return
+            self.server.result = result
         if not result.state_ok:
             self._reply(400, "Sign-in stopped", "This answer does not match the sign-in authsome started.")
         elif result.error:

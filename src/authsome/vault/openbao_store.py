@@ -365,6 +365,9 @@ class OpenBaoStore:
     def _path_label(self) -> str:
         return f"{self.mount}/{self.prefix}" if self.prefix else self.mount
 
+    def unlock(self) -> None:
+        """Nothing to unlock: the engine authorises every call by its token."""
+
     def close(self) -> None:
         self.engine.close()
         self.local.close()

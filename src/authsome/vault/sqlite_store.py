@@ -149,6 +149,10 @@ class SqliteStore:
                 raise _translate(exc, self.db_path) from None
 
     # ---- sealing ----------------------------------------------------------------
+    def unlock(self) -> None:
+        """Load (and so verify) the data key: a wrong passphrase stops a command before it changes anything."""
+        self._data_key()
+
     def _data_key(self) -> bytes:
         if self._key is None:
             self._key = self._key_loader()
