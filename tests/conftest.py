@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.adversarial import leakhook
+from tests.adversarial.leakhook import (  # noqa: F401 - autouse fixture and session hooks of the leak scan
+    leak_watch,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 AUTHSOME = str(Path(sys.executable).with_name("authsome"))
 # Variables that would make a test depend on the machine it runs on.
@@ -19,7 +26,9 @@ _SCRUB = ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "AUTHSOME_PASSPHRASE", "OPENA
 
 def canary_key(prefix: str = "sk-") -> str:
     """A unique, valid-looking key so a leak of it can be found anywhere."""
-    return prefix + "canary" + secrets.token_hex(16)
+    key = prefix + "canary" + secrets.token_hex(16)
+    leakhook.register_canary(key)
+    return key
 
 
 @pytest.fixture
@@ -43,6 +52,7 @@ class CLI:
             [AUTHSOME, *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
+        leakhook.record_cli([AUTHSOME, *args], full_env, proc)
         return proc
 
     def login_stdin(self, provider: str, key: str, *extra: str):
