@@ -141,6 +141,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._reply(405, "Not allowed", "Only GET is accepted here.")
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own error page has no CSP and echoes parts of the request: use ours.
+        self.close_connection = True
+        self.request_version = "HTTP/1.0"  # an unparsable request line leaves 0.9, which would drop our headers
+        try:
+            self._reply(code, "Bad request", "authsome could not read this request.")
+        except OSError:
+            pass
+
     def _reply(self, status: int, title: str, text: str) -> None:
         body = _PAGE.format(title=html.escape(title), text=html.escape(text)).encode()
         self.send_response(status)

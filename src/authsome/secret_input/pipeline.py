@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from authsome.errors import NoInputError
+from authsome.errors import NoInputError, UsageError
 
 SOURCES = ("auto", "browser", "terminal", "env", "stdin")
 STDIN_LIMIT = 64 * 1024
@@ -82,7 +82,7 @@ def _from_stdin(request) -> dict[str, str]:
     fields = request.fields
     if len(lines) != len(fields):
         names = ", ".join(f.name for f in fields)
-        raise NoInputError(
+        raise UsageError(
             f"--stdin: expected {len(fields)} non-empty line(s) ({names}) for {request.display_name}, got {len(lines)}.",
             hint="Give one value per line, in that order.",
         )
