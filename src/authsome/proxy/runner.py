@@ -39,7 +39,6 @@ class ProxyThread:
         self._error: BaseException | None = None
         self.address: tuple = ()
         self._thread = threading.Thread(target=self._run, name="authsome-proxy", daemon=True)
-        self._trust_thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> tuple:
         self._thread.start()
@@ -60,10 +59,9 @@ class ProxyThread:
             self._ready.set()
             return
         self._ready.set()
-        # Load the upstream trust store now, off the child's start-up path. stop() joins this thread:
-        # exiting while it is inside OpenSSL races OpenSSL's own exit-time cleanup and crashes (SIGSEGV).
-        self._trust_thread = threading.Thread(target=lambda: self.server.upstream_ssl, name="authsome-trust")
-        self._trust_thread.start()
+        # The upstream trust store is loaded on the first matched request, in the loop's executor (joined at
+        # stop). Not in a thread of its own: a short run that exits while such a thread is inside OpenSSL
+        # races OpenSSL's exit-time cleanup and crashes (SIGSEGV), and joining it would cost every run.
         try:
             self._loop.run_forever()
         finally:
@@ -81,8 +79,6 @@ class ProxyThread:
             self._loop.close()
         elif self._thread.is_alive():
             self._thread.join(timeout)
-        if self._trust_thread is not None:
-            self._trust_thread.join(timeout)
 
 
 def exit_status(returncode: int) -> int:
