@@ -46,8 +46,8 @@ def populate(home: Path, count: int) -> None:
     if count <= 1:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from authsome.vault.keysource import load_key
     from authsome.home import Home
+    from authsome.vault.keysource import load_key
     from authsome.vault.sqlite_store import SqliteStore
 
     h = Home(home)

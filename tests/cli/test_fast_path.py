@@ -1,13 +1,11 @@
 """The fast read paths print exactly what the full click CLI prints, and import nothing heavy."""
 
-import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import AUTHSOME, canary_key
+from tests.conftest import canary_key
 
 CASES = [
     ["list"],

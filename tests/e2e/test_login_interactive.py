@@ -1,14 +1,11 @@
 """`authsome login` as a person uses it: the browser form in real headless Chromium, getpass on a real pty."""
 
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pexpect
-import pytest
 
 from tests.conftest import AUTHSOME, canary_key
 

@@ -104,7 +104,7 @@ def test_damaged_metadata_is_reported_not_reset(tmp_path):
     record = make(tmp_path).get_connection("openai", "default")
     assert record.status == "connected"  # the undamaged columns still read
     with pytest.raises(StoreCorruptError, match="damaged"):
-        record.scopes
+        _ = record.scopes
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

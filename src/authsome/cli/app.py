@@ -67,8 +67,14 @@ def offline_option(fn):
             os.environ["AUTHSOME_OFFLINE_OK"] = "1"  # read by the team store when it opens; never passed to run
         return value
 
-    return click.option("--offline-ok", is_flag=True, expose_value=False, callback=enable, is_eager=True,
-                        help="Team vault: if the engine is unreachable, use the last copy read (labelled).")(fn)
+    return click.option(
+        "--offline-ok",
+        is_flag=True,
+        expose_value=False,
+        callback=enable,
+        is_eager=True,
+        help="Team vault: if the engine is unreachable, use the last copy read (labelled).",
+    )(fn)
 
 
 def connection_option(fn):
@@ -372,8 +378,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-from authsome.cli import team_cmds  # noqa: E402,F401 - registers 'migrate'
-
-
-# Commands that live in their own modules register themselves on import.
-from authsome.cli import run_cmd  # noqa: E402, F401
+# Commands that live in their own modules register themselves on import ('run', 'migrate').
+from authsome.cli import run_cmd, team_cmds  # noqa: E402, F401

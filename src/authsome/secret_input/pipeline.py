@@ -83,7 +83,8 @@ def _from_stdin(request) -> dict[str, str]:
     if len(lines) != len(fields):
         names = ", ".join(f.name for f in fields)
         raise UsageError(
-            f"--stdin: expected {len(fields)} non-empty line(s) ({names}) for {request.display_name}, got {len(lines)}.",
+            f"--stdin: expected {len(fields)} non-empty line(s) ({names}) "
+            f"for {request.display_name}, got {len(lines)}.",
             hint="Give one value per line, in that order.",
         )
     return {field.name: line for field, line in zip(fields, lines, strict=True)}

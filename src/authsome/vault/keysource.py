@@ -122,7 +122,7 @@ def _probe_keyring_backends():
             backend.set_password(KEYRING_SERVICE, probe, "probe")
             ok = backend.get_password(KEYRING_SERVICE, probe) == "probe"
             backend.delete_password(KEYRING_SERVICE, probe)
-        except Exception:  # noqa: BLE001 - a backend that errors is not usable
+        except Exception:  # noqa: BLE001, S112 - a backend that errors is not usable
             continue
         if ok:
             return backend

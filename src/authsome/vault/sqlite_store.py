@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS internal (
 ) WITHOUT ROWID;
 """
 
-_CONN_COLUMNS = "provider, connection, auth_type, flow, status, created_at, updated_at, expires_at, scopes, metadata, secrets, version"
+_CONN_COLUMNS = (
+    "provider, connection, auth_type, flow, status, created_at, updated_at, expires_at, "
+    "scopes, metadata, secrets, version"
+)
 
 
 class SqliteStore:
@@ -367,7 +370,8 @@ class SqliteStore:
         sealed = self._seal_all("internal", name, "", secrets)
         self._write(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO internal VALUES (?, ?, COALESCE((SELECT version FROM internal WHERE name=?), 0) + 1, ?)",
+                "INSERT OR REPLACE INTO internal VALUES "
+                "(?, ?, COALESCE((SELECT version FROM internal WHERE name=?), 0) + 1, ?)",
                 (name, sealed, name, time.time()),
             )
         )

@@ -7,8 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.conftest import AUTHSOME, canary_key
 from tests.team.bao_server import agent_policy, free_port
 
