@@ -61,6 +61,7 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     expected_host: str
     expected_state: str
     result: CallbackResult | None
+    claimed: bool
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -125,18 +126,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             iss=one("iss"),
         )
         with self.server.result_lock:  # the first callback request wins; the listener then closes
-            if self.server.result is not None:
+            if self.server.claimed:
                 self._reply(409, "Already answered", "This sign-in has already been answered.")
                 return
+            self.server.claimed = True
+        try:
+            if not result.state_ok:
+                self._reply(400, "Sign-in stopped", "This answer does not match the sign-in authsome started.")
+            elif result.error:
+                self._reply(400, "Sign-in not completed", f"The provider answered: {result.error}.")
+            elif not result.code:
+                self._reply(400, "Sign-in not completed", "The provider sent no authorization code.")
+            else:
+                self._reply(200, "Signed in", "authsome received the authorization. You can close this tab.")
+            self.wfile.flush()
+        finally:
+            # Only now, with the page sent, may wait() return: the process may exit right after it.
             self.server.result = result
-        if not result.state_ok:
-            self._reply(400, "Sign-in stopped", "This answer does not match the sign-in authsome started.")
-        elif result.error:
-            self._reply(400, "Sign-in not completed", f"The provider answered: {result.error}.")
-        elif not result.code:
-            self._reply(400, "Sign-in not completed", "The provider sent no authorization code.")
-        else:
-            self._reply(200, "Signed in", "authsome received the authorization. You can close this tab.")
 
     def do_POST(self) -> None:  # noqa: N802
         self._reply(405, "Not allowed", "Only GET is accepted here.")
@@ -174,6 +180,7 @@ class LoopbackCallback:
         self.port = self._server.server_address[1]
         self._server.expected_host = f"{LOOPBACK}:{self.port}"
         self._server.result = None
+        self._server.claimed = False
 
     @property
     def redirect_uri(self) -> str:

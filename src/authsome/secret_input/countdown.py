@@ -92,15 +92,16 @@ class Countdown:
     def start(self) -> Countdown:
         self.tick()
         if self._live and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="authsome-countdown", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="authsome-countdown", daemon=True)
+            thread.start()
+            self._thread = thread  # only once started: a Ctrl-C inside start() must not leave stop() a thread to join
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join(timeout=2)
-            self._thread = None
+        self._thread = None
         self.clear()
 
     def __enter__(self) -> Countdown:
