@@ -204,14 +204,17 @@ class Authsome:
         injection = prov.injection(self.credential_secrets(prov.name, record.connection, _resolved=(prov, record)))
         return dict(injection.headers)
 
-    def export_env(self, provider: str, connection: str | None = None) -> dict[str, str]:
-        """Environment variables for a connection: API keys and access tokens only, never refresh tokens."""
+    def export_env(self, provider: str, connection: str | None = None, *, fmt: str = "env") -> dict[str, str]:
+        """Environment variables for a connection: API keys and access tokens only, never refresh tokens.
+
+        Every export is audited (``fmt`` says in which form it was printed)."""
         prov, record = self.resolve(provider, connection)
         secrets = self.credential_secrets(prov.name, record.connection, _resolved=(prov, record))
         mapping = prov.export_env()
         result = {
             var: secrets[field] for field, var in mapping.items() if field in secrets and field != "refresh_token"
         }
+        self.audit.record("export", provider=prov.name, connection=record.connection, format=fmt, outcome="ok")
         return result
 
     # ---- writes ---------------------------------------------------------------------

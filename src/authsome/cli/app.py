@@ -218,9 +218,7 @@ def export_cmd(client, as_json, provider, connection, fmt):
     """Print the credential as environment variables (keys/access tokens only)."""
     from authsome.cli.export_format import render
 
-    variables = client.export_env(provider, connection)
-    _, record = client.resolve(provider, connection)
-    client.audit.record("export", provider=record.provider, connection=record.connection, format=fmt, outcome="ok")
+    variables = client.export_env(provider, connection, fmt="json" if as_json else fmt)
     if as_json:
         output.emit_json(variables)
     else:

@@ -57,9 +57,11 @@ def _list(args: list[str]) -> int | None:
     store = _store(_home())
     defaults = store.all_defaults()
     # The table shows no scopes, so only --json decodes them.
-    fields = None if "--json" in args else ("provider", "connection", "status", "auth_type", "is_default")
-    rows = [metadata(r, defaults.get(r.provider) == r.connection, *(fields and [fields] or []))
-            for r in store.list_connections()]
+    if "--json" in args:
+        fields = METADATA_FIELDS
+    else:
+        fields = ("provider", "connection", "status", "auth_type", "is_default")
+    rows = [metadata(r, defaults.get(r.provider) == r.connection, fields) for r in store.list_connections()]
     store.close()
     if "--json" in args:
         from authsome.cli.output import emit_json
