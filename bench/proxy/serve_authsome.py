@@ -6,8 +6,8 @@ killed. Audit events are kept in memory (buffered, as the CLI does).
 
 from __future__ import annotations
 
-import asyncio
 import json
+import socket
 import sys
 
 from authsome.providers.model import Injection
@@ -27,12 +27,11 @@ def main() -> None:
     with open(ca_out, "wb") as f:
         f.write(server.ca.cert_pem)
 
-    async def serve() -> None:
-        host, port = (await server.start())[:2]
-        print(json.dumps({"port": port, "username": "authsome", "password": "bench"}), flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    print(json.dumps({"port": listener.getsockname()[1], "username": "authsome", "password": "bench"}), flush=True)
+    server.serve(listener)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def test_a_trickled_request_head_is_cut_off(proxy, monkeypatch):
 
 def test_egress_hook_can_refuse_unmatched_targets():
     class NoEgress(ProxyServer):
-        async def unmatched_address(self, host, port):
+        def unmatched_address(self, host, port):
             return None
 
     thread = ProxyThread(NoEgress([], username="authsome", password="pw"))

@@ -19,9 +19,9 @@ TEST_USER = "authsome-test"  # created by .ci/setup.d/60-bubblewrap.sh
 
 
 def _site_packages() -> str:
-    import h11
+    import httptools
 
-    return str(Path(h11.__file__).parent.parent)
+    return str(Path(httptools.__file__).parent.parent)
 
 
 def _others_can_reach(path: str) -> bool:

@@ -2,23 +2,27 @@
 
 Used for intercepted TLS connections (after the proxy terminated the
 client's TLS) and for plain ``http://`` requests to hosts no route matches.
-Bodies stream both ways chunk by chunk; nothing is buffered whole. A
-credential is injected only when the connection has a route, the TLS SNI and
-the CONNECT target agree, and the request's Host names that same host.
+Bodies stream both ways piece by piece; nothing is buffered whole, and what
+has arrived is written out before the relay waits for more (server-sent
+events are not delayed). A credential is injected only when the connection
+has a route, the TLS SNI and the CONNECT target agree, and the request's
+Host names that same host. Every body is re-framed from what llhttp parsed,
+so the upstream sees exactly the message boundaries the proxy saw.
 """
 
 from __future__ import annotations
 
-import asyncio
+import select
 import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_plus, urlsplit
 
-import h11
+import httptools
 
 from authsome.proxy import wire
-from authsome.proxy.decode import decoder_for
-from authsome.proxy.wire import IO_TIMEOUT, PeerClosed
+from authsome.proxy.decode import UndecodableBody, decoder_for
+from authsome.proxy.http1 import END, Head, HeadTooLarge, RequestReader, ResponseReader
+from authsome.proxy.wire import HEAD_TIMEOUT, IO_TIMEOUT, LAST_CHUNK, PeerClosed
 
 if TYPE_CHECKING:
     from authsome.proxy.routes import Route
@@ -26,11 +30,15 @@ if TYPE_CHECKING:
 
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-_RETRY = object()
+_UNSAFE_IN_HEADER = (b"\r", b"\n", b"\0")
 
 
 class UpstreamError(Exception):
     """The upstream could not be reached or verified; the message is safe to show."""
+
+
+class _ClientGone(Exception):
+    """The client went away while its request body was being relayed."""
 
 
 def with_query(target: bytes, params: list[tuple[str, str]]) -> bytes:
@@ -44,65 +52,94 @@ def with_query(target: bytes, params: list[tuple[str, str]]) -> bytes:
     return (path + "?" + "&".join(kept)).encode("ascii")
 
 
+class Prepared:
+    """What an ``Injection`` puts on the wire, computed once per injection object."""
+
+    __slots__ = ("injection", "dropped", "header_lines", "query", "scrubber")
+
+    def __init__(self, injection, scrubber) -> None:
+        self.injection = injection
+        dropped = set(wire.HOP_BY_HOP)
+        dropped.update(name.lower().encode("latin-1") for name in injection.replaces)
+        dropped.update(name.lower().encode("latin-1") for name, _ in injection.headers)
+        dropped.add(b"accept-encoding")  # scrubbing needs the body in plain text
+        dropped.add(b"sec-websocket-extensions")  # and WebSocket frames uncompressed
+        self.dropped = frozenset(dropped)
+        lines = b"".join(
+            b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")) for name, value in injection.headers
+        )
+        if any(bad in lines.replace(b"\r\n", b"") for bad in _UNSAFE_IN_HEADER):
+            raise ValueError("the credential holds characters a header cannot carry")
+        self.header_lines = lines + b"Accept-Encoding: identity\r\n"
+        self.query = list(injection.query)
+        self.scrubber = scrubber
+
+
+def _body_frame(framing: str, piece: bytes) -> bytes:
+    return wire.chunk(piece) if framing == "chunked" else piece
+
+
 class HttpRelay:
     """One client connection's requests, relayed to ``host:port``."""
 
     def __init__(
         self,
         server: ProxyServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        conn: h11.Connection,
+        sock,
         host: str,
         port: int,
         *,
         tls: bool,
         route: Route | None = None,
         sni_ok: bool = False,
+        reader: RequestReader | None = None,
     ) -> None:
         self.server = server
-        self.reader, self.writer, self.conn = reader, writer, conn
+        self.sock = sock
+        self.reader = reader or RequestReader(sock)
         self.host, self.port, self.tls = host, port, tls
         self.route = route if sni_ok else None
-        self.up_reader: asyncio.StreamReader | None = None
-        self.up_writer: asyncio.StreamWriter | None = None
-        self.up_conn: h11.Connection | None = None
+        self.up = None
+        self.up_reader: ResponseReader | None = None
+        self._host_ok_value: bytes | None = None
 
-    async def serve(self) -> None:
+    def serve(self) -> None:
         """Handle requests on the (already TLS-terminated) client connection until it ends."""
         try:
             while True:
                 try:
-                    event = await wire.next_event(self.conn, self.reader, wire.HEAD_TIMEOUT)
-                except h11.RemoteProtocolError as exc:
-                    status = exc.error_status_hint
-                    await wire.send_simple_response(self.conn, self.writer, status, "authsome proxy: bad request")
+                    request = wire.next_event(self.reader, HEAD_TIMEOUT)
+                except HeadTooLarge:
+                    wire.send_simple_response(self.sock, 431, "authsome proxy: request head too large")
                     return
-                except (TimeoutError, PeerClosed):
+                except httptools.HttpParserError:
+                    wire.send_simple_response(self.sock, 400, "authsome proxy: bad request")
                     return
-                if not isinstance(event, h11.Request):
+                except PeerClosed:
                     return
-                if not await self.handle_request(event):
+                if not isinstance(request, Head) or not self.handle_request(request):
                     return
-                if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
-                    return
-                self.conn.start_next_cycle()
         finally:
-            await self.close_upstream()
+            self.close_upstream()
 
-    async def close_upstream(self) -> None:
-        await wire.close_writer(self.up_writer)
-        self.up_reader = self.up_writer = self.up_conn = None
+    def close_upstream(self) -> None:
+        wire.close(self.up)
+        self.up = self.up_reader = None
 
     # -- one request -----------------------------------------------------------
-    def _host_header_ok(self, request: h11.Request) -> bool:
-        value = wire.header_value(request.headers, b"host")
+    def _host_header_ok(self, request: Head) -> bool:
+        value = request.get(b"host")
         if value is None:
             return False
+        if value == self._host_ok_value:  # same as the last request on this connection
+            return True
         parsed = wire.split_host_port(value.decode("ascii", "replace"), 443 if self.tls else 80)
-        return parsed is not None and (wire.canonical_host(parsed[0]), parsed[1]) == (self.host, self.port)
+        if parsed is None or (wire.canonical_host(parsed[0]), parsed[1]) != (self.host, self.port):
+            return False
+        self._host_ok_value = value
+        return True
 
-    def _origin_target(self, request: h11.Request) -> bytes | None:
+    def _origin_target(self, request: Head) -> bytes | None:
         target = request.target
         if target.startswith(b"/") or target == b"*":
             return target
@@ -118,242 +155,231 @@ class HttpRelay:
             origin += "?" + parts.query
         return origin.encode("ascii", "replace")
 
-    async def handle_request(self, request: h11.Request) -> bool:
-        """Relay one request and its response; False when the connection must close."""
+    def handle_request(self, request: Head) -> bool:
+        """Relay one request and its response; False when the client connection must close."""
         target = self._origin_target(request)
         if target is None:
-            await wire.send_simple_response(self.conn, self.writer, 400, "authsome proxy: bad request target")
+            wire.send_simple_response(self.sock, 400, "authsome proxy: bad request target")
             return False
-        if sum(1 for name, _ in request.headers if name == b"host") > 1:
+        if request.count(b"host") > 1:
             # Two Host headers could name two hosts to two parsers: refuse rather than guess.
-            await wire.send_simple_response(self.conn, self.writer, 400, "authsome proxy: more than one Host header")
+            wire.send_simple_response(self.sock, 400, "authsome proxy: more than one Host header")
             return False
-        route = self.route if self._host_header_ok(request) else None
-        injection = None
+        route = self.route if self.route is not None and self._host_header_ok(request) else None
+        prepared = None
         if route is not None:
             try:
-                injection = await self.server.injection_for(route)
+                prepared = self.server.prepared(route.injection())
             except Exception as exc:  # noqa: BLE001 - the lookup's failure is reported, never raised
-                await wire.send_simple_response(self.conn, self.writer, 502, self.server.lookup_error(route, exc))
+                wire.send_simple_response(self.sock, 502, self.server.lookup_error(route, exc))
                 return False
-        headers = self._upstream_headers(request, injection)
-        if injection is not None:
-            target = with_query(target, injection.query)
-        upstream_request = h11.Request(method=request.method, target=target, headers=headers)
+            target = with_query(target, prepared.query)
+        framing = request.framing()
+        out = [self._upstream_head(request, target, prepared)]
+        body_done = self._take_queued_body(out, framing)
+        upstream_request = b"".join(out)
         # An idempotent request already read whole may be sent again once, on a fresh
         # connection, when a kept-alive upstream connection turns out to be closed.
-        retry_allowed = request.method in _IDEMPOTENT
+        retry_allowed = body_done and request.method in _IDEMPOTENT
         while True:
-            reused = self.up_reader is not None
+            reused = self.up is not None
             try:
-                await self._ensure_upstream()
+                self._ensure_upstream()
             except UpstreamError as exc:
-                await wire.send_simple_response(self.conn, self.writer, 502, str(exc))
+                wire.send_simple_response(self.sock, 502, str(exc))
+                return False
+            self.up_reader.expect(request.method)
+            try:
+                wire.send(self.up, upstream_request)
+            except PeerClosed:
+                if reused and retry_allowed:
+                    self.close_upstream()
+                    retry_allowed = False
+                    continue
+                wire.send_simple_response(self.sock, 502, "authsome proxy: upstream closed")
                 return False
             try:
-                out = bytearray(self.up_conn.send(upstream_request))
-                # A request whose body is already here (a GET, a small POST) goes out in one write.
-                body_done = self._take_available_body(out)
-                await self._write(self.up_writer, out)
-            except (PeerClosed, h11.LocalProtocolError):
-                await wire.send_simple_response(self.conn, self.writer, 502, "authsome proxy: upstream closed")
+                return self._exchange(request, route, prepared, framing, body_done)
+            except _Retry:
+                if not (reused and retry_allowed):
+                    wire.send_simple_response(self.sock, 502, "authsome proxy: the upstream connection failed")
+                    return False
+                self.close_upstream()
+                retry_allowed = False
+            except _ClientGone:
                 return False
-            outcome = await self._exchange(request, route, injection, body_done, retry=reused and retry_allowed)
-            if outcome is not _RETRY:
-                return outcome
-            await self.close_upstream()
-            retry_allowed = False
 
-    def _upstream_headers(self, request: h11.Request, injection) -> list[tuple[bytes, bytes]]:
-        dropped = set(wire.HOP_BY_HOP)
-        if injection is not None:
-            dropped.update(name.lower().encode("latin-1") for name in injection.replaces)
-            dropped.update(name.lower().encode("latin-1") for name, _ in injection.headers)
-            dropped.add(b"accept-encoding")  # scrubbing needs the body in plain text
-            dropped.add(b"sec-websocket-extensions")  # and WebSocket frames uncompressed
-        headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in dropped]
-        if injection is not None:
-            headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in injection.headers]
-            headers.append((b"Accept-Encoding", b"identity"))
-        return headers
+    def _upstream_head(self, request: Head, target: bytes, prepared: Prepared | None) -> bytes:
+        dropped = prepared.dropped if prepared is not None else wire.HOP_BY_HOP
+        lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target)]
+        lines += [b"%s: %s\r\n" % (k, v) for k, v in request.headers if k.lower() not in dropped]
+        if prepared is not None:
+            lines.append(prepared.header_lines)
+        lines.append(b"\r\n")
+        return b"".join(lines)
 
-    async def _ensure_upstream(self) -> None:
-        if self.up_reader is not None and not self.up_reader.at_eof():
+    def _take_queued_body(self, out: list, framing: str) -> bool:
+        """Move request-body pieces already parsed into ``out``; True once the body is complete."""
+        events = self.reader.events
+        while events:
+            event = events.popleft()
+            if event is END:
+                if framing == "chunked":
+                    out.append(LAST_CHUNK)
+                return True
+            out.append(_body_frame(framing, event))
+        return False
+
+    def _ensure_upstream(self) -> None:
+        if self.up is not None and self.up_reader.reusable:
             return
-        await self.close_upstream()
+        self.close_upstream()
         try:
-            async with asyncio.timeout(wire.CONNECT_TIMEOUT):
-                if self.tls:
-                    context = await self.server.upstream_ssl_async()
-                    self.up_reader, self.up_writer = await asyncio.open_connection(
-                        self.host, self.port, ssl=context, server_hostname=self.host
-                    )
-                else:
-                    self.up_reader, self.up_writer = await asyncio.open_connection(self.host, self.port)
+            sock = wire.connect(self.host, self.port)
+            if self.tls:
+                try:
+                    sock = self.server.upstream_ssl.wrap_socket(sock, server_hostname=self.host)
+                except BaseException:
+                    wire.close(sock)
+                    raise
         except ssl.SSLCertVerificationError as exc:
             raise UpstreamError(
                 f"authsome proxy: the TLS certificate of {self.host} could not be verified "
                 f"({exc.verify_message}). Behind a TLS-inspecting proxy, set AUTHSOME_CA_BUNDLE "
                 "to its CA certificate file."
             ) from None
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            reason = type(exc).__name__ if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        except (OSError, ssl.SSLError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
             raise UpstreamError(f"authsome proxy: cannot connect to {self.host}:{self.port}: {reason}") from None
-        self.up_conn = wire.new_client_conn()
+        self.up = sock
+        self.up_reader = ResponseReader(sock)
 
-    async def _exchange(self, request: h11.Request, route, injection, body_done: bool, retry: bool = False):
-        """Relay the response; True/False: keep the client connection; ``_RETRY``: send again."""
-        state = {"response_started": False}
-        if body_done:  # common case: no concurrent body upload, so no extra tasks
+    # -- the exchange ------------------------------------------------------------
+    def _exchange(self, request: Head, route, prepared, framing: str, body_done: bool) -> bool:
+        if not body_done:
+            expects_continue = (request.get(b"expect") or b"").lower() == b"100-continue"
+            if not (expects_continue and self._upstream_speaks_first()):
+                body_done = self._pump_body(framing)
+        return self._relay_response(request, route, prepared, framing, body_done)
+
+    def _upstream_speaks_first(self) -> bool:
+        """With ``Expect: 100-continue``: wait for the upstream's answer or the client's body."""
+        if self.reader.events or (self.tls and self.sock.pending()):
+            return False
+        readable, _, _ = select.select([self.sock, self.up], [], [], IO_TIMEOUT)
+        return self.up in readable and self.sock not in readable
+
+    def _pump_body(self, framing: str) -> bool:
+        """Relay the rest of the request body; False when the upstream stopped taking it."""
+        while True:
             try:
-                outcome = await self._pump_response(request, route, injection, state)
-            except (PeerClosed, TimeoutError, h11.ProtocolError, OSError):
-                if retry and not state.get("upstream_sent_bytes"):
-                    return _RETRY
-                return await self._upstream_failed(state)
-            return await self._finish_exchange(outcome, injection)
-        sending = asyncio.ensure_future(self._pump_request_body())
-        receiving = asyncio.ensure_future(self._pump_response(request, route, injection, state))
-        pending = {sending, receiving}
-        try:
-            while receiving in pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if sending in done and sending.exception() is not None:
-                    receiving.cancel()
-                    await asyncio.gather(receiving, return_exceptions=True)
-                    return False
-        except asyncio.CancelledError:
-            sending.cancel()
-            receiving.cancel()
-            raise
-        if receiving.exception() is not None:
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
-            return await self._upstream_failed(state)
-        if not sending.done():
-            # The upstream answered before the request body ended: this connection is spent.
-            sending.cancel()
-            await asyncio.gather(sending, return_exceptions=True)
-            return False
-        return await self._finish_exchange(receiving.result(), injection)
+                event = wire.next_event(self.reader, IO_TIMEOUT)
+            except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
+                raise _ClientGone() from None
+            data = LAST_CHUNK if event is END and framing == "chunked" else b"" if event is END else None
+            try:
+                wire.send(self.up, data if data is not None else _body_frame(framing, event))
+            except PeerClosed:
+                return False  # it may have answered already (413, 401): relay that
+            if event is END:
+                return True
 
-    async def _upstream_failed(self, state) -> bool:
-        if not state["response_started"]:
-            message = "authsome proxy: the upstream connection failed"
-            await wire.send_simple_response(self.conn, self.writer, 502, message)
-        return False
-
-    async def _finish_exchange(self, outcome: str, injection) -> bool:
-        if outcome == "upgraded":
-            await self._splice_upgraded(injection)
+    def _relay_response(self, request: Head, route, prepared, framing: str, body_done: bool) -> bool:
+        scrubber = prepared.scrubber if prepared is not None else None
+        up_reader = self.up_reader
+        while True:
+            try:
+                head = wire.next_event(up_reader, IO_TIMEOUT)
+            except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
+                if up_reader.fed == 0:
+                    raise _Retry() from None
+                wire.send_simple_response(self.sock, 502, "authsome proxy: the upstream connection failed")
+                return False
+            if head.status >= 200 or head.status == 101:
+                break
+            # Informational (100 Continue, 103 Early Hints): relay, then the real response follows.
+            self._drop_end(up_reader)
+            wire.send(self.sock, self._client_head(head, scrubber, head.headers))
+            if head.status == 100 and not body_done:
+                body_done = self._pump_body(framing)
+        self._audit(request, route, prepared, head.status)
+        if head.status == 101:
+            self._drop_end(up_reader)
+            self._splice_upgraded(head, scrubber)
             return False
-        if self.up_conn.our_state is h11.DONE and self.up_conn.their_state is h11.DONE:
-            self.up_conn.start_next_cycle()
-        else:
-            await self.close_upstream()
-        return True
+        return self._relay_body(request, head, scrubber) and body_done and not request.upgrade
+
+    def _relay_body(self, request: Head, head: Head, scrubber) -> bool:
+        """Relay the final response; True when both connections may be kept."""
+        headers = head.headers
+        decoder = None
+        client_framing = head.framing()
+        bodiless = request.method == b"HEAD" or head.status in (204, 304)
+        keep = request.keep_alive and head.keep_alive
+        if scrubber is not None and not bodiless and b"content-encoding" in head.index:
+            try:
+                decoder, headers = decoder_for(headers)  # compressed despite our request
+            except UndecodableBody as exc:
+                # Relaying it unchecked could hand the child a reflected secret.
+                self.close_upstream()
+                wire.send_simple_response(self.sock, 502, f"authsome proxy: {exc}")
+                return False
+            if decoder is not None:
+                headers = [(k, v) for k, v in headers if k.lower() != b"transfer-encoding"]
+                headers.append((b"transfer-encoding", b"chunked"))
+                client_framing = "chunked"
+        if not bodiless and self.up_reader.eof_delimited:
+            headers = [(k, v) for k, v in headers if k.lower() != b"connection"] + [(b"connection", b"close")]
+            client_framing, keep = "eof", False
+        out = bytearray(self._client_head(head, scrubber, headers))
+        body = scrubber.stream() if scrubber is not None else None
+        up_reader = self.up_reader
+        events = up_reader.events
+        while True:
+            if not events:
+                wire.send(self.sock, out)  # what arrived goes out before we wait for more
+                out.clear()
+            try:
+                event = wire.next_event(up_reader, IO_TIMEOUT)
+            except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
+                raise _ClientGone() from None  # the response started: all we can do is close
+            if event is END:
+                tail = body.feed(decoder.flush()) if decoder is not None else b""
+                tail += body.flush() if body is not None else b""
+                out += _body_frame(client_framing, tail)
+                if client_framing == "chunked":
+                    out += LAST_CHUNK
+                wire.send(self.sock, out)
+                break
+            if decoder is None and body is not None and events and events[0] is END:
+                out += _body_frame(client_framing, body.feed_last(event))  # whole body here: hold nothing back
+                continue
+            for piece in decoder.feed(event) if decoder is not None else (event,):
+                data = body.feed(piece) if body is not None else piece
+                out += _body_frame(client_framing, data)
+                if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
+                    wire.send(self.sock, out)
+                    out.clear()
+        if not (keep and up_reader.reusable):
+            self.close_upstream()
+        return keep
 
     @staticmethod
-    async def _write(writer: asyncio.StreamWriter, data: bytearray) -> None:
-        if not data:
-            return
-        writer.write(bytes(data))
-        try:
-            async with asyncio.timeout(IO_TIMEOUT):
-                await writer.drain()
-        except (ConnectionError, OSError) as exc:
-            raise PeerClosed(str(exc)) from None
+    def _drop_end(reader: ResponseReader) -> None:
+        if reader.events and reader.events[0] is END:
+            reader.events.popleft()
 
-    def _take_available_body(self, out: bytearray) -> bool:
-        """Move request-body events already received into ``out``; True once the body is complete."""
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                return False
-            if isinstance(event, h11.Data):
-                out += self.up_conn.send(h11.Data(data=event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                out += self.up_conn.send(h11.EndOfMessage(headers=event.headers))
-                return True
-            else:
-                raise PeerClosed("client went away mid-request")
+    def _client_head(self, head: Head, scrubber, headers) -> bytes:
+        hop = wire.HOP_BY_HOP
+        headers = [(k, v) for k, v in headers if k.lower() not in hop]
+        reason = head.reason
+        if scrubber is not None:
+            headers = scrubber.scrub_headers(headers)
+            reason = scrubber.scrub(reason)
+        return wire.response_head(head.status, reason, headers)
 
-    async def _pump_request_body(self) -> None:
-        while True:
-            out = bytearray()
-            if self._take_available_body(out):
-                await self._write(self.up_writer, out)
-                return
-            await self._write(self.up_writer, out)
-            try:
-                async with asyncio.timeout(IO_TIMEOUT):
-                    data = await self.reader.read(wire.READ_SIZE)
-            except (ConnectionError, OSError) as exc:
-                raise PeerClosed(str(exc)) from None
-            self.conn.receive_data(data)
-
-    async def _pump_response(self, request, route, injection, state) -> str:
-        """Relay the response; writes are batched per read from the upstream, never held longer."""
-        scrubber = self.server.scrubber_for(injection) if injection is not None else None
-        body = scrubber.stream() if scrubber else None
-        decoder = None
-        out = bytearray()
-        while True:
-            event = self.up_conn.next_event()
-            if event is h11.NEED_DATA:
-                await self._write(self.writer, out)
-                out.clear()
-                try:
-                    async with asyncio.timeout(IO_TIMEOUT):
-                        data = await self.up_reader.read(wire.READ_SIZE)
-                except (ConnectionError, OSError) as exc:
-                    raise PeerClosed(str(exc)) from None
-                if data:
-                    state["upstream_sent_bytes"] = True
-                self.up_conn.receive_data(data)
-            elif isinstance(event, h11.InformationalResponse):
-                out += self._head(h11.InformationalResponse, event, scrubber, state)
-                if event.status_code == 101:
-                    await self._write(self.writer, out)
-                    self._audit(request, route, injection, 101)
-                    return "upgraded"
-            elif isinstance(event, h11.Response):
-                headers = list(event.headers.raw_items())
-                if scrubber and request.method != b"HEAD":
-                    decoder, headers = decoder_for(headers)  # compressed despite our request
-                out += self._head(h11.Response, event, scrubber, state, headers)
-                self._audit(request, route, injection, event.status_code)
-            elif isinstance(event, h11.Data):
-                for piece in decoder.feed(event.data) if decoder else (event.data,):
-                    data = body.feed(piece) if body else piece
-                    if data:
-                        out += self.conn.send(h11.Data(data=data))
-                    if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
-                        await self._write(self.writer, out)
-                        out.clear()
-            elif isinstance(event, h11.EndOfMessage):
-                tail = body.feed(decoder.flush()) if decoder else b""
-                tail += body.flush() if body else b""
-                if tail:
-                    out += self.conn.send(h11.Data(data=tail))
-                out += self.conn.send(h11.EndOfMessage())
-                await self._write(self.writer, out)
-                return "done"
-            else:
-                raise PeerClosed("upstream closed mid-response")
-
-    def _head(self, kind, event, scrubber, state, headers=None) -> bytes:
-        if headers is None:
-            headers = event.headers.raw_items()
-        headers = [(k, v) for k, v in headers if k.lower() not in wire.HOP_BY_HOP]
-        if scrubber:
-            headers = [(k, scrubber.scrub(v)) for k, v in headers]
-        state["response_started"] = state["response_started"] or kind is h11.Response
-        reason = scrubber.scrub(event.reason) if scrubber else event.reason
-        return self.conn.send(kind(status_code=event.status_code, headers=headers, reason=reason))
-
-    def _audit(self, request: h11.Request, route, injection, status: int) -> None:
-        if injection is None or route is None:
+    def _audit(self, request: Head, route, prepared, status: int) -> None:
+        if prepared is None or route is None:
             return
         path = request.target.split(b"?", 1)[0].decode("ascii", "replace")
         if not path.startswith("/"):
@@ -369,17 +395,21 @@ class HttpRelay:
             }
         )
 
-    async def _splice_upgraded(self, injection) -> None:
+    def _splice_upgraded(self, head: Head, scrubber) -> None:
         """After a 101 (WebSocket): raw bytes both ways, server frames scrubbed when injected."""
+        from authsome.proxy.splice import splice
+
         transform = None
-        if injection is not None:
+        if scrubber is not None:
             from authsome.proxy.ws_scrub import WebSocketScrubber
 
-            transform = WebSocketScrubber(self.server.scrubber_for(injection)).feed
-        client_early, _ = self.conn.trailing_data
-        upstream_early, _ = self.up_conn.trailing_data
-        if client_early:
-            self.up_writer.write(client_early)
-        if upstream_early:
-            self.writer.write(transform(upstream_early) if transform else upstream_early)
-        await wire.splice(self.reader, self.writer, self.up_reader, self.up_writer, b_to_a=transform)
+            transform = WebSocketScrubber(scrubber).feed
+        wire.send(self.sock, self._client_head(head, scrubber, head.headers))
+        upstream_early = self.up_reader.upgraded or b""
+        if upstream_early and transform is not None:
+            upstream_early = transform(upstream_early)
+        splice(self.sock, self.up, b_to_a=transform, to_a=upstream_early, to_b=self.reader.upgraded or b"")
+
+
+class _Retry(Exception):
+    """The kept-alive upstream closed before answering: the request may be sent again."""

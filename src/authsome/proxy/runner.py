@@ -1,7 +1,9 @@
 """``run_with_proxy``: start the proxy, run the child through it, clean up on every path.
 
-The proxy runs on its own event loop in a background thread while the main
-thread waits for the child and forwards signals to it. The only file created
+The proxy serves from background threads while the main thread waits for
+the child and forwards signals to it. Start-up order is chosen for speed:
+the CA and the listening socket are made first, the child is started, and
+only then does the proxy thread import and build the server. The only file created
 is the CA bundle (public certificates only) in a private temporary
 directory, removed with the directory when the child ends; the CA key stays
 in memory.
@@ -9,7 +11,6 @@ in memory.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -29,55 +30,67 @@ _PROXY_USER = "authsome"
 
 
 class ProxyThread:
-    """A ``ProxyServer`` served by its own event loop in a daemon thread."""
+    """A ``ProxyServer`` accepting connections in a daemon thread (one more thread per connection).
+
+    ``server`` may be a zero-argument callable that builds the server: it is
+    then called on the proxy thread, so importing the proxy's modules
+    overlaps the child's start-up instead of delaying it. Connections that
+    arrive meanwhile wait in the listening socket's backlog.
+    """
 
     def __init__(self, server, listen_socket=None) -> None:
-        self.server = server
+        self._factory = server if callable(server) and not hasattr(server, "serve") else None
+        self.server = None if self._factory is not None else server
         self._socket = listen_socket
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.address: tuple = ()
+        self._stopping = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="authsome-proxy", daemon=True)
 
-    def start(self, timeout: float = 10.0) -> tuple:
-        self._thread.start()
-        if not self._ready.wait(timeout) or self._error is not None:
-            self.stop()
-            from authsome.errors import AuthsomeError
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
 
-            raise AuthsomeError("The authsome proxy could not start.", hint="Try again; if it persists, report it.")
-        return self.address
+    def start(self, timeout: float = 10.0) -> tuple:
+        """Start serving; returns the listening address (the socket is listening already)."""
+        if self._socket is None:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.bind(("127.0.0.1", 0))
+            self._socket.listen(128)
+        address = self._socket.getsockname()
+        self._thread.start()
+        return address
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
         try:
-            self.address = self._loop.run_until_complete(self.server.start(sock=self._socket))
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._error = exc
-            self._loop.close()
-            self._ready.set()
-            return
-        self._ready.set()
-        # The upstream trust store is loaded on the first matched request, in the loop's executor (joined at
-        # stop). Not in a thread of its own: a short run that exits while such a thread is inside OpenSSL
-        # races OpenSSL's exit-time cleanup and crashes (SIGSEGV), and joining it would cost every run.
-        try:
-            self._loop.run_forever()
+            if self.server is None:
+                server = self._factory()
+                with self._lock:
+                    self.server = server
+                    if self._stopping:
+                        return
+            self.server.serve(self._socket)
+        except BaseException as exc:  # noqa: BLE001 - reported, and the socket closed so clients fail fast
+            if not self._stopping:
+                print(f"authsome run: the proxy stopped ({type(exc).__name__})", file=sys.stderr)
         finally:
-            self._loop.run_until_complete(self.server.close())
-            self._loop.run_until_complete(self._loop.shutdown_default_executor())
-            self._loop.close()
+            try:
+                self._socket.close()
+            except OSError:
+                pass
 
-    def stop(self, timeout: float = 10.0) -> None:
-        # Queued even if run_forever has not begun yet: it then stops after one iteration.
-        try:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        except RuntimeError:
-            pass  # the loop is already closed
-        if self._thread.ident is None:  # never started
-            self._loop.close()
-        elif self._thread.is_alive():
+    def stop(self, timeout: float = 10.0, join: bool = True) -> None:
+        """Stop serving. ``join=False`` does not wait for the thread (the process is about to exit)."""
+        with self._lock:
+            self._stopping = True
+            server = self.server
+        if server is not None:
+            server.close()
+        elif self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if join and self._thread.ident is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
 
@@ -162,6 +175,7 @@ def run_with_proxy(
     extra_ca_bundle: str | None = None,
     listen_socket=None,
     proxy_address: tuple[str, int] | None = None,
+    join_proxy: bool = True,
 ) -> int:
     """Run ``cmd`` with every request to a route's hosts credentialed by the proxy.
 
@@ -174,9 +188,13 @@ def run_with_proxy(
     provider, connection, host, method, path (no query) and status: keep it
     quick (buffer, flush after). Returns the child's exit status (128+N when
     killed by signal N); 127/126 when ``cmd`` is not found / not executable.
-    Raises ``UsageError`` for an unusable extra CA bundle.
+    Raises ``UsageError`` for an unusable extra CA bundle. ``join_proxy=False``
+    does not wait for the proxy's thread at the end: for a caller that exits
+    the process right after (with ``os._exit``), so that no thread is left
+    inside OpenSSL while the interpreter tears down.
     """
-    from authsome.proxy.server import ProxyServer
+    from authsome.proxy.ca import RunCA
+    from authsome.proxy.routes import all_host_patterns
 
     if listen_socket is not None and proxy_address is None:
         if listen_socket.family not in (socket.AF_INET, socket.AF_INET6):
@@ -185,16 +203,27 @@ def run_with_proxy(
     if extra_ca_bundle:
         check_ca_bundle(extra_ca_bundle)
     password = secrets.token_urlsafe(24)
-    server = ProxyServer(routes, username=_PROXY_USER, password=password, audit=audit, extra_ca_bundle=extra_ca_bundle)
-    proxy = ProxyThread(server, listen_socket)
+    ca = RunCA(all_host_patterns(routes))
+
+    def build_server():
+        from authsome.proxy.server import ProxyServer
+
+        return ProxyServer(
+            routes, username=_PROXY_USER, password=password, audit=audit, extra_ca_bundle=extra_ca_bundle, ca=ca
+        )
+
+    if listen_socket is None:
+        listen_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listen_socket.bind(("127.0.0.1", 0))
+        listen_socket.listen(128)
+    proxy = ProxyThread(build_server, listen_socket)
     workdir = tempfile.mkdtemp(prefix="authsome-run-")
     try:
-        started = proxy.start()
-        address = proxy_address or started[:2]
+        address = proxy_address or listen_socket.getsockname()[:2]
         bundle_path = os.path.join(workdir, "ca-bundle.pem")
         fd = os.open(bundle_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as bundle:
-            bundle.write(build_ca_bundle(server.ca.cert_pem, extra_ca_bundle))
+            bundle.write(build_ca_bundle(ca.cert_pem, extra_ca_bundle))
         host = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
         proxy_url = f"http://{_PROXY_USER}:{password}@{host}:{address[1]}"
         env = build_child_env(os.environ, proxy_url=proxy_url, ca_bundle_path=bundle_path, routes=routes)
@@ -208,6 +237,7 @@ def run_with_proxy(
                 print(f"authsome run: permission denied: {cmd[0]}", file=sys.stderr)
                 return 126
             forwarder.started(child)
+            proxy.start()  # after the child: its imports overlap the child's start-up
             while True:
                 try:
                     returncode = child.wait()
@@ -216,5 +246,7 @@ def run_with_proxy(
                     continue
         return exit_status(returncode)
     finally:
-        proxy.stop()
+        proxy.stop(join=join_proxy)
+        if not proxy.started:
+            listen_socket.close()
         shutil.rmtree(workdir, ignore_errors=True)

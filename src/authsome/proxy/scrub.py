@@ -76,16 +76,30 @@ class Scrubber:
     def __init__(self, patterns: list[bytes]) -> None:
         self.patterns = patterns
         self._first_bytes = {p[:1] for p in patterns}
+        self._shortest = min((len(p) for p in patterns), default=0)
+        # One pass over short data (headers, small bodies) answers "anything to scrub?";
+        # for long data, one substring search per pattern is faster than the alternation.
+        self._any = re.compile(b"|".join(re.escape(p) for p in patterns)) if patterns else None
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
     def scrub(self, data: bytes) -> bytes:
         """Replace every complete occurrence in ``data``."""
+        if len(data) < self._shortest or self._any is None:
+            return data
+        if len(data) <= 2048 and self._any.search(data) is None:
+            return data
         for pattern in self.patterns:
             if pattern in data:
                 data = data.replace(pattern, _marker(len(pattern)))
         return data
+
+    def scrub_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """``headers`` with every value scrubbed (one search over all values in the common case)."""
+        if self._any is None or self._any.search(b"\0".join(value for _, value in headers)) is None:
+            return headers
+        return [(name, self.scrub(value)) for name, value in headers]
 
     def pending_tail(self, data: bytes) -> int:
         """Length of the longest suffix of ``data`` that begins some pattern."""
@@ -120,6 +134,11 @@ class StreamScrubber:
             return data[:-keep]
         self._held = b""
         return data
+
+    def feed_last(self, chunk: bytes) -> bytes:
+        """The final chunk: nothing needs holding back."""
+        data, self._held = self._held + chunk, b""
+        return self._scrubber.scrub(data)
 
     def flush(self) -> bytes:
         data, self._held = self._held, b""

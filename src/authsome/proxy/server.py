@@ -1,4 +1,4 @@
-"""The asyncio forward proxy: authentication, CONNECT handling, dispatch.
+"""The forward proxy: authentication, CONNECT handling, dispatch.
 
 - Every request must carry the run's proxy credentials (``407`` otherwise).
 - ``CONNECT`` to a host no route matches: a blind TCP tunnel.
@@ -8,13 +8,15 @@
   credential never travels in clear, and the proxy does not pretend
   otherwise), relayed without any change for other hosts.
 
-A bad client gets an error response or a closed connection, never a
-traceback, and the server keeps serving everyone else.
+One thread per client connection, blocking sockets: a request then goes
+through OpenSSL and llhttp with little Python in between, which measured
+several times faster than asyncio's pure-Python TLS transport (see
+bench/proxy/RESULTS.md). A bad client gets an error response or a closed
+connection, never a traceback, and the server keeps serving everyone else.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -24,17 +26,21 @@ import ssl
 import threading
 from collections.abc import Callable
 
-import h11
+import httptools
 
 from authsome.proxy import wire
 from authsome.proxy.ca import RunCA
-from authsome.proxy.relay import HttpRelay
+from authsome.proxy.http1 import Head, RequestReader
+from authsome.proxy.relay import HttpRelay, Prepared
 from authsome.proxy.routes import Route, all_host_patterns, find_route
 from authsome.proxy.scrub import Scrubber, injected_values, secret_patterns
+from authsome.proxy.splice import splice
 
 logger = logging.getLogger("authsome.proxy")
 
 _PROXY_AUTH_CHALLENGE = [(b"proxy-authenticate", b'Basic realm="authsome"')]
+#: Connections served at once; more are closed at accept (a local process could open thousands).
+MAX_CONNECTIONS = 512
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -57,7 +63,7 @@ def upstream_context(extra_ca_bundle: str | None = None) -> ssl.SSLContext:
 
 
 class ProxyServer:
-    """One run's proxy. ``start`` binds it; ``close`` stops it."""
+    """One run's proxy. ``serve(listener)`` runs the accept loop; ``close`` stops it."""
 
     def __init__(
         self,
@@ -73,62 +79,80 @@ class ProxyServer:
         self.ca = ca or RunCA(all_host_patterns(self.routes))
         self._extra_ca_bundle = extra_ca_bundle
         self._upstream_ssl: ssl.SSLContext | None = None
-        self._upstream_ssl_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._expected_credentials = f"{username}:{password}".encode()
         self._audit = audit
-        self._scrubbers: dict[int, tuple[object, Scrubber]] = {}
-        self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task] = set()
+        self._prepared: dict[int, Prepared] = {}
+        self._listener: socket.socket | None = None
+        self._clients: set[socket.socket] = set()
+        self._closing = False
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None):
-        """Listen on ``host:port`` (port 0: ephemeral) or on a handed listening socket."""
-        if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
-            self._server = await asyncio.start_unix_server(self._on_client, sock=sock, limit=wire.READ_SIZE)
-        elif sock is not None:
-            self._server = await asyncio.start_server(self._on_client, sock=sock, limit=wire.READ_SIZE)
-        else:
-            self._server = await asyncio.start_server(self._on_client, host, port, limit=wire.READ_SIZE)
-        return self._server.sockets[0].getsockname()
+    # -- lifecycle ------------------------------------------------------------------
+    def serve(self, listener: socket.socket) -> None:
+        """Accept and serve connections until ``close``; runs in the calling thread."""
+        self._listener = listener
+        listener.settimeout(None)
+        while not self._closing:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                if self._closing:
+                    return
+                continue  # e.g. EMFILE, ECONNABORTED: keep serving
+            with self._lock:
+                if self._closing or len(self._clients) >= MAX_CONNECTIONS:
+                    wire.close(sock)
+                    continue
+                self._clients.add(sock)
+            try:
+                threading.Thread(target=self._on_client, args=(sock,), name="authsome-proxy-conn", daemon=True).start()
+            except RuntimeError:  # cannot start a thread (resource limits)
+                self._forget(sock)
+
+    def close(self) -> None:
+        """Stop accepting and end every connection (their threads then exit)."""
+        with self._lock:
+            self._closing = True
+            clients = list(self._clients)
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
+            except OSError:
+                pass
+        for sock in clients:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _forget(self, sock) -> None:
+        with self._lock:
+            self._clients.discard(sock)
+        wire.close(sock)
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
         """Built on first use: loading the system trust store takes tens of milliseconds."""
-        with self._upstream_ssl_lock:
+        with self._lock:
             if self._upstream_ssl is None:
                 self._upstream_ssl = upstream_context(self._extra_ca_bundle)
             return self._upstream_ssl
 
-    async def upstream_ssl_async(self) -> ssl.SSLContext:
-        if self._upstream_ssl is not None:
-            return self._upstream_ssl
-        return await asyncio.to_thread(lambda: self.upstream_ssl)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
     # -- services for HttpRelay -------------------------------------------------
-    async def injection_for(self, route: Route):
-        cached = route.cached_injection()
-        if cached is not None:
-            return cached
-        return await asyncio.to_thread(route.injection)
+    def prepared(self, injection) -> Prepared:
+        """The wire form and scrubber of ``injection`` (cached: it lives for the route's cache period)."""
+        entry = self._prepared.get(id(injection))
+        if entry is None or entry.injection is not injection:
+            entry = Prepared(injection, Scrubber(secret_patterns(injected_values(injection))))
+            with self._lock:
+                recent = dict(list(self._prepared.items())[-15:])
+                recent[id(injection)] = entry
+                self._prepared = recent
+        return entry
 
     def scrubber_for(self, injection) -> Scrubber:
-        entry = self._scrubbers.get(id(injection))
-        if entry is None or entry[0] is not injection:
-            entry = (injection, Scrubber(secret_patterns(injected_values(injection))))
-            # A small cache: an injection object lives for the route's cache period.
-            recent = dict(list(self._scrubbers.items())[-15:])
-            recent[id(injection)] = entry
-            self._scrubbers = recent
-        return entry[1]
+        return self.prepared(injection).scrubber
 
     def lookup_error(self, route: Route, exc: Exception) -> str:
         from authsome.errors import AuthsomeError
@@ -147,7 +171,6 @@ class ProxyServer:
         except Exception:  # noqa: BLE001 - a failing audit sink must not break the relay
             logger.warning("authsome proxy: audit callback failed")
 
-    # -- connections --------------------------------------------------------------
     def check_proxy_auth(self, value: bytes | None) -> bool:
         """Constant-time check of a ``Proxy-Authorization: Basic ...`` value."""
         if not value:
@@ -161,118 +184,112 @@ class ProxyServer:
             return False
         return hmac.compare_digest(presented, self._expected_credentials)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._connections.add(task)
-        try:
-            await self._serve_client(reader, writer)
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - one bad connection must not take the proxy down
-            # The type only: a message could quote a header value, and so a secret.
-            logger.debug("authsome proxy: connection failed (%s)", type(exc).__name__)
-        finally:
-            self._connections.discard(task)
-            await wire.close_writer(writer)
-
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = wire.new_server_conn()
-        try:
-            request = await wire.next_event(conn, reader, wire.HEAD_TIMEOUT)
-        except h11.RemoteProtocolError as exc:
-            await wire.send_simple_response(conn, writer, exc.error_status_hint, "authsome proxy: bad request")
-            return
-        except (TimeoutError, wire.PeerClosed):
-            return
-        if not isinstance(request, h11.Request):
-            return
-        if not self.check_proxy_auth(wire.header_value(request.headers, b"proxy-authorization")):
-            await wire.send_simple_response(
-                conn, writer, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
-            )
-            return
-        if request.method == b"CONNECT":
-            await self._connect(conn, reader, writer, request)
-        else:
-            await self._plain_http(conn, reader, writer, request)
-
-    async def _connect(self, conn, reader, writer, request: h11.Request) -> None:
-        target = wire.split_host_port(request.target.decode("ascii", "replace"), 443)
-        if target is None:
-            await wire.send_simple_response(conn, writer, 400, "authsome proxy: bad CONNECT target")
-            return
-        host, port = wire.canonical_host(target[0]), target[1]
-        route = find_route(self.routes, host)
-        if route is None:
-            await self._tunnel(conn, reader, writer, host, port)
-        else:
-            await self._intercept(conn, reader, writer, host, port, route)
-
-    async def _established(self, conn, writer) -> bytes:
-        """Answer 200 to CONNECT; return any bytes the client sent early."""
-        await wire.send(conn, writer, h11.Response(status_code=200, headers=[], reason=b"Connection established"))
-        early, _ = conn.trailing_data
-        return early
-
-    async def unmatched_address(self, host: str, port: int) -> str | None:
+    # -- hooks for the isolated run's egress policy ----------------------------------
+    def unmatched_address(self, host: str, port: int) -> str | None:
         """Where to connect for a target no route matches; None refuses it (403).
 
-        The hook for an egress policy: a subclass may resolve ``host``, check
-        the addresses and return the one to use. Matched hosts never get here.
+        A subclass may resolve ``host``, check the addresses and return the
+        one to use. Matched hosts never get here.
         """
         return host
 
     def unmatched_refusal(self, host: str, port: int) -> str:
         return f"authsome proxy: connections to {host}:{port} are not allowed in this run"
 
-    async def _tunnel(self, conn, reader, writer, host: str, port: int) -> None:
-        address = await self.unmatched_address(host, port)
-        if address is None:
-            await wire.send_simple_response(conn, writer, 403, self.unmatched_refusal(host, port))
-            return
+    # -- connections --------------------------------------------------------------
+    def _on_client(self, sock: socket.socket) -> None:
         try:
-            async with asyncio.timeout(wire.CONNECT_TIMEOUT):
-                up_reader, up_writer = await asyncio.open_connection(address, port, limit=wire.READ_SIZE)
-        except (OSError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or "failed")
-            await wire.send_simple_response(
-                conn, writer, 502, f"authsome proxy: cannot connect to {host}:{port}: {reason}"
+            wire.nodelay(sock)
+            self._serve_client(sock)
+        except Exception as exc:  # noqa: BLE001 - one bad connection must not take the proxy down
+            # The type only: a message could quote a header value, and so a secret.
+            logger.debug("authsome proxy: connection failed (%s)", type(exc).__name__)
+        finally:
+            self._forget(sock)
+
+    def _serve_client(self, sock: socket.socket) -> None:
+        reader = RequestReader(sock)
+        try:
+            request = wire.next_event(reader, wire.HEAD_TIMEOUT)
+        except wire.HeadTooLarge:
+            wire.send_simple_response(sock, 431, "authsome proxy: request head too large")
+            return
+        except httptools.HttpParserError:
+            wire.send_simple_response(sock, 400, "authsome proxy: bad request")
+            return
+        except wire.PeerClosed:
+            return
+        if not isinstance(request, Head):
+            return
+        if request.method == b"CONNECT":
+            # llhttp treats CONNECT as a protocol switch: whatever followed the head is tunnel data.
+            self._connect(sock, request, reader.upgraded or b"")
+            return
+        if not self.check_proxy_auth(request.get(b"proxy-authorization")):
+            wire.send_simple_response(
+                sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
             )
             return
-        try:
-            early = await self._established(conn, writer)
-            if early:
-                up_writer.write(early)
-            await wire.splice(reader, writer, up_reader, up_writer)
-        finally:
-            await wire.close_writer(up_writer)
+        self._plain_http(sock, reader, request)
 
-    async def _intercept(self, conn, reader, writer, host: str, port: int, route: Route) -> None:
-        server_ctx = self.ca.cached_context(host) or await asyncio.to_thread(self.ca.server_context, host)
-        # The ClientHello must reach the TLS layer, not the plain stream buffer:
-        # stop reading before answering 200 and let start_tls resume it.
-        writer.transport.pause_reading()
-        early = await self._established(conn, writer)
+    def _connect(self, sock, request: Head, early: bytes) -> None:
+        if not self.check_proxy_auth(request.get(b"proxy-authorization")):
+            wire.send_simple_response(
+                sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
+            )
+            return
+        target = wire.split_host_port(request.target.decode("ascii", "replace"), 443)
+        if target is None:
+            wire.send_simple_response(sock, 400, "authsome proxy: bad CONNECT target")
+            return
+        host, port = wire.canonical_host(target[0]), target[1]
+        route = find_route(self.routes, host)
+        if route is None:
+            self._tunnel(sock, host, port, early)
+        else:
+            self._intercept(sock, host, port, route, early)
+
+    def _tunnel(self, sock, host: str, port: int, early: bytes) -> None:
+        address = self.unmatched_address(host, port)
+        if address is None:
+            wire.send_simple_response(sock, 403, self.unmatched_refusal(host, port))
+            return
+        try:
+            upstream = wire.connect(address, port)
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or "failed")
+            wire.send_simple_response(sock, 502, f"authsome proxy: cannot connect to {host}:{port}: {reason}")
+            return
+        try:
+            wire.send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n")
+            splice(sock, upstream, to_b=early)
+        except wire.PeerClosed:
+            pass
+        finally:
+            wire.close(upstream)
+
+    def _intercept(self, sock, host: str, port: int, route: Route, early: bytes) -> None:
         if early:
             return  # a TLS ClientHello sent before our 200: not a client we can serve safely
         try:
-            async with asyncio.timeout(wire.CONNECT_TIMEOUT):
-                await writer.start_tls(server_ctx)
-        except (OSError, TimeoutError, ssl.SSLError):
+            server_ctx = self.ca.server_context(host)
+            wire.send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n")
+            sock.settimeout(wire.CONNECT_TIMEOUT)
+            tls = server_ctx.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError, wire.PeerClosed):
             return
-        ssl_object = writer.get_extra_info("ssl_object")
-        sni = getattr(ssl_object, "authsome_sni", None)
-        if sni is None:
-            # Clients send no SNI for an IP address (RFC 6066); for a name, a missing SNI is a mismatch.
-            sni_ok = _is_ip_literal(host)
-        else:
-            sni_ok = wire.canonical_host(sni) == host
-        relay = HttpRelay(
-            self, reader, writer, wire.new_server_conn(), host, port, tls=True, route=route, sni_ok=sni_ok
-        )
-        await relay.serve()
+        try:
+            sni = getattr(tls, "authsome_sni", None)
+            if sni is None:
+                # Clients send no SNI for an IP address (RFC 6066); for a name, a missing SNI is a mismatch.
+                sni_ok = _is_ip_literal(host)
+            else:
+                sni_ok = wire.canonical_host(sni) == host
+            HttpRelay(self, tls, host, port, tls=True, route=route, sni_ok=sni_ok).serve()
+        finally:
+            wire.close(tls)
 
-    async def _plain_http(self, conn, reader, writer, request: h11.Request) -> None:
+    def _plain_http(self, sock, reader: RequestReader, request: Head) -> None:
         """Plain http:// requests, one upstream connection per request (rare, so kept simple)."""
         from urllib.parse import urlsplit
 
@@ -280,7 +297,7 @@ class ProxyServer:
             parts = urlsplit(request.target.decode("ascii", "replace"))
             authority = wire.split_host_port(parts.netloc, 80) if parts.scheme == "http" else None
             if authority is None:
-                await wire.send_simple_response(conn, writer, 400, "authsome proxy: expected an absolute http:// URL")
+                wire.send_simple_response(sock, 400, "authsome proxy: expected an absolute http:// URL")
                 return
             host, port = wire.canonical_host(authority[0]), authority[1]
             if find_route(self.routes, host) is not None:
@@ -288,28 +305,27 @@ class ProxyServer:
                     f"authsome proxy: {host} is a provider host; credentials are only sent over "
                     "https://. Use an https:// URL."
                 )
-                await wire.send_simple_response(conn, writer, 403, message)
+                wire.send_simple_response(sock, 403, message)
                 return
-            address = await self.unmatched_address(host, port)
+            address = self.unmatched_address(host, port)
             if address is None:
-                await wire.send_simple_response(conn, writer, 403, self.unmatched_refusal(host, port))
+                wire.send_simple_response(sock, 403, self.unmatched_refusal(host, port))
                 return
-            relay = HttpRelay(self, reader, writer, conn, address, port, tls=False)
+            relay = HttpRelay(self, sock, address, port, tls=False, reader=reader)
             try:
-                keep_alive = await relay.handle_request(request)
+                keep_alive = relay.handle_request(request)
             finally:
-                await relay.close_upstream()
-            if not keep_alive or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                relay.close_upstream()
+            if not keep_alive:
                 return
-            conn.start_next_cycle()
             try:
-                request = await wire.next_event(conn, reader, wire.HEAD_TIMEOUT)
-            except (h11.RemoteProtocolError, TimeoutError, wire.PeerClosed):
+                request = wire.next_event(reader, wire.HEAD_TIMEOUT)
+            except (httptools.HttpParserError, wire.HeadTooLarge, wire.PeerClosed):
                 return
-            if not isinstance(request, h11.Request):
+            if not isinstance(request, Head):
                 return
-            if not self.check_proxy_auth(wire.header_value(request.headers, b"proxy-authorization")):
-                await wire.send_simple_response(
-                    conn, writer, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
+            if not self.check_proxy_auth(request.get(b"proxy-authorization")):
+                wire.send_simple_response(
+                    sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
                 )
                 return

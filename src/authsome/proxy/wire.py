@@ -1,13 +1,14 @@
-"""Small helpers shared by the proxy's connection handlers: h11 I/O, limits, headers."""
+"""Small helpers shared by the proxy's connection handlers: limits, socket I/O, heads, hosts."""
 
 from __future__ import annotations
 
-import asyncio
+import socket
+import ssl
+import struct
+import time
 
-import h11
+from authsome.proxy.http1 import END, MAX_HEAD_BYTES, HeadTooLarge  # noqa: F401 - re-exported
 
-#: Largest request or response head (request line + headers) accepted.
-MAX_HEAD_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 #: Waiting for a client to send a request head (also the keep-alive idle time).
 HEAD_TIMEOUT = 60.0
@@ -22,57 +23,104 @@ HOP_BY_HOP = frozenset({b"proxy-authorization", b"proxy-connection", b"keep-aliv
 
 
 class PeerClosed(Exception):
-    """The other side closed or broke the connection."""
+    """The other side closed or broke the connection, or stopped making progress."""
 
 
-def new_server_conn() -> h11.Connection:
-    return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
-def new_client_conn() -> h11.Connection:
-    return h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+def set_timeout(sock, seconds: float, option: int = socket.SO_RCVTIMEO) -> None:
+    """Bound each blocking read (or, with SO_SNDTIMEO, write) on ``sock`` by ``seconds``, in the kernel.
 
-
-async def next_event(conn: h11.Connection, reader: asyncio.StreamReader, timeout: float):
-    """The next h11 event, reading from ``reader`` as needed.
-
-    ``timeout`` bounds the whole wait for the event, so a head trickled in byte
-    by byte cannot hold a connection open for longer.
+    Python's own socket timeouts would cost a poll() before every read and
+    write (two extra system calls per TLS record); SO_RCVTIMEO/SO_SNDTIMEO
+    bound a blocking call at no cost. A call that runs out fails with EAGAIN
+    (``BlockingIOError``, or ``SSLWant*Error`` under TLS), which ``recv`` and
+    ``send`` report as ``PeerClosed``. The value last set is remembered on the
+    socket (an ``SSLSocket`` has a ``__dict__``; a plain socket is set every time).
     """
-    event = conn.next_event()
-    if event is not h11.NEED_DATA:
-        return event
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                data = await reader.read(READ_SIZE)
-            except (ConnectionError, OSError) as exc:
-                raise PeerClosed(str(exc)) from None
-            conn.receive_data(data)
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
+    attribute = "_authsome_rcvtimeo" if option == socket.SO_RCVTIMEO else "_authsome_sndtimeo"
+    if getattr(sock, attribute, None) == seconds:
+        return
+    if sock.gettimeout() is not None:
+        sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, option, _timeval(seconds))
+    try:
+        setattr(sock, attribute, seconds)
+    except AttributeError:
+        pass
 
 
-async def send(conn: h11.Connection, writer: asyncio.StreamWriter, event) -> None:
-    data = conn.send(event)
-    if data:
-        writer.write(data)
-        try:
-            async with asyncio.timeout(IO_TIMEOUT):
-                await writer.drain()
-        except (ConnectionError, OSError) as exc:
-            raise PeerClosed(str(exc)) from None
+def recv(sock, timeout: float) -> bytes:
+    """Up to READ_SIZE bytes; b"" at end of stream; PeerClosed on error or timeout."""
+    try:
+        set_timeout(sock, timeout)
+        return sock.recv(READ_SIZE)
+    except ssl.SSLZeroReturnError:
+        return b""
+    except (OSError, ssl.SSLError, ValueError) as exc:  # EAGAIN (timeout) is an OSError; ValueError: closed
+        raise PeerClosed(type(exc).__name__) from None
 
 
-async def send_simple_response(
-    conn: h11.Connection,
-    writer: asyncio.StreamWriter,
-    status: int,
-    message: str,
-    extra_headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """A short text response from the proxy itself, then the connection closes."""
+def send(sock, data) -> None:
+    if not data:
+        return
+    try:
+        set_timeout(sock, IO_TIMEOUT, socket.SO_SNDTIMEO)
+        sock.sendall(data)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise PeerClosed(type(exc).__name__) from None
+
+
+def next_event(reader, timeout: float):
+    """The next event of an ``http1`` reader, reading from its socket as needed.
+
+    ``timeout`` bounds the whole wait, so a head trickled in byte by byte
+    cannot hold a connection open for longer. Raises PeerClosed when the
+    stream ends first (an EOF-delimited body ends with ``END``).
+    """
+    events = reader.events
+    if events:
+        return events.popleft()
+    deadline = time.monotonic() + timeout
+    wait = timeout  # the same value every time on the common path: set_timeout then costs nothing
+    while not events:
+        data = recv(reader.sock, wait)
+        if not data:
+            end_of_stream = getattr(reader, "end_of_stream", None)
+            if end_of_stream is None or not end_of_stream():
+                raise PeerClosed("end of stream")
+        else:
+            reader.feed(data)
+        if not events:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise PeerClosed("timeout")
+    return events.popleft()
+
+
+def response_head(status: int, reason: bytes, headers) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in headers]
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+_REASONS = {
+    200: b"Connection established",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    407: b"Proxy Authentication Required",
+    413: b"Payload Too Large",
+    431: b"Request Header Fields Too Large",
+    502: b"Bad Gateway",
+}
+
+
+def simple_response(status: int, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    """A short text response from the proxy itself; the connection closes after it."""
     body = (message + "\n").encode("utf-8")
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
@@ -80,19 +128,21 @@ async def send_simple_response(
         (b"connection", b"close"),
         *(extra_headers or []),
     ]
+    return response_head(status, _REASONS.get(status, b"Error"), headers) + body
+
+
+def send_simple_response(sock, status: int, message: str, extra_headers=None) -> None:
     try:
-        await send(conn, writer, h11.Response(status_code=status, headers=headers))
-        await send(conn, writer, h11.Data(data=body))
-        await send(conn, writer, h11.EndOfMessage())
-    except (h11.LocalProtocolError, PeerClosed, TimeoutError):
+        send(sock, simple_response(status, message, extra_headers))
+    except PeerClosed:
         pass
 
 
-def header_value(headers, name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 def split_host_port(authority: str, default_port: int) -> tuple[str, int] | None:
@@ -126,60 +176,23 @@ def canonical_host(host: str) -> str:
     return host.rstrip(".").lower()
 
 
-async def close_writer(writer: asyncio.StreamWriter | None) -> None:
-    if writer is None:
+def close(sock) -> None:
+    if sock is None:
         return
     try:
-        writer.close()
-        async with asyncio.timeout(5):
-            await writer.wait_closed()
-    except Exception:  # noqa: BLE001, S110 - closing must never raise
+        sock.close()
+    except OSError:
         pass
 
 
-async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transform=None) -> bool:
-    """Copy bytes (through ``transform`` if given) until EOF; True when the other side was half-closed."""
+def connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def nodelay(sock) -> None:
     try:
-        while True:
-            async with asyncio.timeout(TUNNEL_IDLE_TIMEOUT):
-                data = await reader.read(READ_SIZE)
-            if not data:
-                break
-            if transform is not None:
-                data = transform(data)
-            writer.write(data)
-            async with asyncio.timeout(IO_TIMEOUT):
-                await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-            return True
-    except (ConnectionError, OSError, TimeoutError):
-        pass
-    return False
-
-
-async def splice(
-    a_reader: asyncio.StreamReader,
-    a_writer: asyncio.StreamWriter,
-    b_reader: asyncio.StreamReader,
-    b_writer: asyncio.StreamWriter,
-    b_to_a=None,
-) -> None:
-    """Relay both ways until both directions end, or one ends where no half-close is possible.
-
-    ``b_to_a`` optionally transforms the bytes going from b to a.
-    """
-    tasks = {
-        asyncio.ensure_future(pipe(a_reader, b_writer)),
-        asyncio.ensure_future(pipe(b_reader, a_writer, b_to_a)),
-    }
-    try:
-        while tasks:
-            done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if any(not task.result() for task in done):
-                break
-    finally:
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # a Unix socket

@@ -10,10 +10,8 @@ change it. Matched provider hosts never reach the hook.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
-from authsome.proxy import wire
 from authsome.proxy.server import ProxyServer
 from authsome.sandbox.egress import check_target, refusal_message
 
@@ -25,15 +23,14 @@ class IsolatedProxyServer(ProxyServer):
         super().__init__(*args, **kwargs)
         self.egress = egress
 
-    async def unmatched_address(self, host: str, port: int) -> str | None:
+    def unmatched_address(self, host: str, port: int) -> str | None:
         """The first resolved address of an unmatched ``host`` the policy allows, else None (403)."""
         if self.egress == "providers":
             return None
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(wire.CONNECT_TIMEOUT):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError):
+            # On this connection's own thread: a slow resolver delays only this client.
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
             return None
         for _family, _type, _proto, _name, sockaddr in infos:
             address = sockaddr[0]
