@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote_plus, urlsplit
 import httptools
 
 from authsome.proxy import wire
-from authsome.proxy.decode import UndecodableBody, decoder_for
+from authsome.proxy.decode import BodyDecodeError, UndecodableBody, decoder_for
 from authsome.proxy.http1 import END, Head, HeadTooLarge, RequestReader, ResponseReader
 from authsome.proxy.wire import HEAD_TIMEOUT, IO_TIMEOUT, LAST_CHUNK, PeerClosed
 
@@ -322,7 +322,7 @@ class HttpRelay:
             except UndecodableBody as exc:
                 # Relaying it unchecked could hand the child a reflected secret.
                 self.close_upstream()
-                wire.send_simple_response(self.sock, 502, f"authsome proxy: {exc}")
+                wire.send_simple_response(self.sock, 502, str(exc))
                 return False
             if decoder is not None:
                 headers = [(k, v) for k, v in headers if k.lower() != b"transfer-encoding"]
@@ -343,23 +343,26 @@ class HttpRelay:
                 event = wire.next_event(up_reader, IO_TIMEOUT)
             except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
                 raise _ClientGone() from None  # the response started: all we can do is close
-            if event is END:
-                tail = body.feed(decoder.flush()) if decoder is not None else b""
-                tail += body.flush() if body is not None else b""
-                out += _body_frame(client_framing, tail)
-                if client_framing == "chunked":
-                    out += LAST_CHUNK
-                wire.send(self.sock, out)
-                break
-            if decoder is None and body is not None and events and events[0] is END:
-                out += _body_frame(client_framing, body.feed_last(event))  # whole body here: hold nothing back
-                continue
-            for piece in decoder.feed(event) if decoder is not None else (event,):
-                data = body.feed(piece) if body is not None else piece
-                out += _body_frame(client_framing, data)
-                if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
+            try:
+                if event is END:
+                    tail = body.feed(decoder.flush()) if decoder is not None else b""
+                    tail += body.flush() if body is not None else b""
+                    out += _body_frame(client_framing, tail)
+                    if client_framing == "chunked":
+                        out += LAST_CHUNK
                     wire.send(self.sock, out)
-                    out.clear()
+                    break
+                if decoder is None and body is not None and events and events[0] is END:
+                    out += _body_frame(client_framing, body.feed_last(event))  # whole body here: nothing held back
+                    continue
+                for piece in decoder.feed(event) if decoder is not None else (event,):
+                    data = body.feed(piece) if body is not None else piece
+                    out += _body_frame(client_framing, data)
+                    if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
+                        wire.send(self.sock, out)
+                        out.clear()
+            except BodyDecodeError:
+                raise _ClientGone() from None  # corrupt compressed data mid-response: all we can do is close
         if not (keep and up_reader.reusable):
             self.close_upstream()
         return keep

@@ -283,6 +283,24 @@ def test_compressed_reflection_is_decoded_and_scrubbed(run_in_netns):
     assert_no_secret(result)
 
 
+@pytest.mark.parametrize("path", ["/br-echo", "/gzip-br-echo"])
+def test_brotli_and_stacked_reflections_are_decoded_and_scrubbed(run_in_netns, path):
+    result = run_in_netns(["curl", "-sS", "--fail", "-D", "/dev/stderr", f"https://api.openai.com{path}"])
+    assert result.status == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["echo"].startswith("[authsome-redacted]") and len(body["pad"]) == 100_000
+    assert "content-encoding" not in result.stderr.lower()
+    assert_no_secret(result)
+
+
+def test_a_body_in_an_encoding_that_cannot_be_checked_is_refused(run_in_netns):
+    result = run_in_netns(["curl", "-sS", "-D", "/dev/stderr", "https://api.openai.com/compress-echo"])
+    assert result.status == 0, result.stderr
+    assert "\nHTTP/1.1 502 " in result.stderr
+    assert result.stdout.startswith("authsome proxy: the upstream sent a compress body that cannot be checked")
+    assert_no_secret(result)
+
+
 def test_request_body_streams_upstream(run_in_netns):
     code = """
         import json, time, requests

@@ -167,13 +167,20 @@ class Upstream:
             await self._json(
                 conn, writer, 200, {"headers": headers, "target": request.target.decode()}, [("x-echo-auth", auth)]
             )
-        elif path == "/gzip-echo":
+        elif path in ("/gzip-echo", "/br-echo", "/gzip-br-echo", "/compress-echo"):
             # Compresses even though the proxy asked for identity: the proxy must decode to scrub.
             auth = headers.get("authorization") or ""
-            body = gzip.compress(json.dumps({"echo": auth, "pad": "y" * 100_000}).encode())
+            body = json.dumps({"echo": auth, "pad": "y" * 100_000}).encode()
+            encoding = {"/gzip-echo": "gzip", "/br-echo": "br", "/gzip-br-echo": "gzip, br"}.get(path, "compress")
+            if "gzip" in encoding:
+                body = gzip.compress(body)
+            if "br" in encoding:
+                import brotli
+
+                body = brotli.compress(body)
             head = [
                 ("content-type", "application/json"),
-                ("content-encoding", "gzip"),
+                ("content-encoding", encoding),
                 ("content-length", str(len(body))),
             ]
             await self._send(conn, writer, h11.Response(status_code=200, headers=head))
