@@ -162,19 +162,34 @@ def throughput(path, up_port, cafile, connections: int, seconds: float) -> float
     return total / seconds
 
 
-def latency(path, up_port, cafile, n: int) -> dict:
-    tls = open_tls(path, up_port, cafile)
+def interleaved_latency(paths: dict, up_port, cafile, rounds: int, per_round: int) -> dict:
+    """Per-request latency of every path, measured in alternating rounds.
+
+    On a shared machine the speed drifts over seconds; timing the paths in
+    turns (rotating which goes first) lets each see the same conditions, so
+    the ratio of added latency to direct latency is not an artefact of drift.
+    """
     request = f"GET /bench HTTP/1.1\r\nHost: localhost:{up_port}\r\nAuthorization: Bearer placeholder\r\n\r\n".encode()
-    for _ in range(200):
-        one_request(tls, request)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        one_request(tls, request)
-        times.append(time.perf_counter() - t)
-    tls.close()
-    times.sort()
-    return {"median_us": statistics.median(times) * 1e6, "p99_us": times[int(n * 0.99)] * 1e6}
+    conns = {name: open_tls(path, up_port, cafile) for name, path in paths.items()}
+    for tls in conns.values():
+        for _ in range(200):
+            one_request(tls, request)
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            tls, times = conns[name], samples[name]
+            for _ in range(per_round):
+                t = time.perf_counter()
+                one_request(tls, request)
+                times.append(time.perf_counter() - t)
+    for tls in conns.values():
+        tls.close()
+    result = {}
+    for name, times in samples.items():
+        times.sort()
+        result[name] = {"median_us": statistics.median(times) * 1e6, "p99_us": times[int(len(times) * 0.99)] * 1e6}
+    return result
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -264,15 +279,98 @@ def run_true_wall(repeats: int = 10) -> dict:
     return result
 
 
+BENCH_PROVIDER = {
+    "schema_version": 2,
+    "name": "benchlocal",
+    "display_name": "Bench (localhost)",
+    "auth_type": "api_key",
+    "flow": "api_key",
+    "hosts": ["localhost"],
+    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "BENCH_API_KEY"},
+}
+
+
+def measure_paths(paths: dict, up_port: int, sse_port: int, cafile: str, args) -> dict:
+    """The load client's part: every path measured by this same code."""
+    report = {"cpus": os.cpu_count(), "placement": args.placement, "load_average": os.getloadavg(), "paths": {}}
+    rounds = max(1, args.requests // 200)
+    latencies = interleaved_latency(paths, up_port, cafile, rounds, 200)
+    for name, path in paths.items():
+        row = {"latency": latencies[name]}
+        for conns in (1, 4):
+            cpu_before = proc_cpu_seconds(path["pid"]) if path["pid"] else 0.0
+            rps = throughput(path, up_port, cafile, conns, args.seconds)
+            row[f"rps_{conns}conn"] = rps
+            if path["pid"]:
+                used = proc_cpu_seconds(path["pid"]) - cpu_before
+                row[f"proxy_cpu_us_per_req_{conns}conn"] = used / (rps * args.seconds) * 1e6
+        if path["pid"]:
+            row["memory_kib"] = proc_memory_kib(path["pid"])
+        row["sse_delay_ms"] = [round(x * 1e3, 2) for x in sse_delays(path, sse_port, cafile)]
+        report["paths"][name] = row
+    direct_sse = report["paths"]["direct"]["sse_delay_ms"]
+    for row in report["paths"].values():
+        row["sse_extra_vs_direct_ms"] = [round(a - b, 2) for a, b in zip(row["sse_delay_ms"], direct_sse, strict=False)]
+    return report
+
+
+def inner_main(args) -> None:
+    """Runs as the child of `authsome run`: the proxy is our parent, its address in HTTPS_PROXY."""
+    import base64
+    from urllib.parse import urlsplit
+
+    os.sched_setaffinity(0, CLIENT_CPU)
+    proxy = urlsplit(os.environ["HTTPS_PROXY"])
+    assert os.environ["BENCH_API_KEY"] == "authsome-proxy-managed"  # the child never holds the key
+    credentials = base64.b64encode(f"{proxy.username}:{proxy.password}".encode()).decode()
+    paths = {
+        "direct": {"proxy_port": None, "pid": None},
+        "authsome": {"proxy_port": proxy.port, "pid": os.getppid(), "auth": credentials},
+    }
+    if args.mitm_port:
+        paths["mitmdump"] = {"proxy_port": args.mitm_port, "pid": args.mitm_pid}
+    # The run's bundle (its CA + AUTHSOME_CA_BUNDLE, i.e. the bench CA) plus mitmproxy's CA.
+    bundle = Path(args.workdir) / "client-bundle.pem"
+    parts = [os.environ["SSL_CERT_FILE"]] + ([args.mitm_ca] if args.mitm_port else [])
+    bundle.write_bytes(b"".join(Path(p).read_bytes() for p in parts))
+    report = measure_paths(paths, args.up_port, args.sse_port, str(bundle), args)
+    Path(args.report).write_text(json.dumps(report))
+
+
+def bench_home(d: Path, ca: str) -> dict:
+    """A throwaway authsome home with a provider for ``localhost`` and a key for it."""
+    cli = str(ROOT / ".venv/bin/authsome")
+    env = dict(os.environ, AUTHSOME_HOME=str(d / "home"), AUTHSOME_CA_BUNDLE=ca)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules load from bytecode caches
+    definition = d / "benchlocal.json"
+    definition.write_text(json.dumps(BENCH_PROVIDER))
+    for argv, stdin in (
+        ([cli, "init", "--key-source", "file"], None),
+        ([cli, "register", str(definition)], None),
+        ([cli, "login", "benchlocal", "--stdin"], b"sk-bench-0123456789abcdef0123"),
+    ):
+        subprocess.run(argv, input=stdin, env=env, capture_output=True, check=True)
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mitmdump", default="/tmp/bench-mitm-venv/bin/mitmdump")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--placement", choices=["split", "same"], default="split")
+    # Internal: the client phase, run as the child of `authsome run`.
+    for name in ("--inner-report", "--workdir", "--mitm-ca"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
+    for name in ("--up-port", "--sse-port", "--mitm-port", "--mitm-pid"):
+        parser.add_argument(name, type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PROXY_CPU
     PROXY_CPU = "1" if args.placement == "split" else "0"
+    if args.inner_report:
+        args.report = args.inner_report
+        inner_main(args)
+        return
     os.sched_setaffinity(0, CLIENT_CPU)
     d = Path(tempfile.mkdtemp(prefix="authsome-bench-"))
     procs: list[subprocess.Popen] = []
@@ -281,24 +379,24 @@ def main() -> None:
         up_port, sse_port = free_port(), free_port()
         procs.append(start_nginx(d, up_port, cert, key))
         procs.append(start_sse_upstream(sse_port, cert, key, d))
-        authsome = subprocess.Popen(
-            ["taskset", "-c", PROXY_CPU, sys.executable, str(HERE / "serve_authsome.py"), str(d / "run-ca.pem"), ca],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        )
-        procs.append(authsome)
-        info = json.loads(authsome.stdout.readline())
-        import base64
-
-        paths = {
-            "direct": {"proxy_port": None, "pid": None},
-            "authsome": {
-                "proxy_port": info["port"],
-                "pid": authsome.pid,
-                "auth": base64.b64encode(b"authsome:bench").decode(),
-            },
-        }
+        inner = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--inner-report",
+            str(d / "report.json"),
+            "--workdir",
+            str(d),
+            "--up-port",
+            str(up_port),
+            "--sse-port",
+            str(sse_port),
+            "--seconds",
+            str(args.seconds),
+            "--requests",
+            str(args.requests),
+            "--placement",
+            args.placement,
+        ]
         if os.path.exists(args.mitmdump):
             mitm_port, confdir = free_port(), d / "mitm"
             mitm = subprocess.Popen(
@@ -322,37 +420,20 @@ def main() -> None:
             )
             procs.append(mitm)
             wait_port(mitm_port)
-            paths["mitmdump"] = {"proxy_port": mitm_port, "pid": mitm.pid}
-        bundle = d / "client-bundle.pem"
-        parts = [ca, d / "run-ca.pem"] + ([d / "mitm/mitmproxy-ca-cert.pem"] if "mitmdump" in paths else [])
-        bundle.write_bytes(b"".join(Path(p).read_bytes() for p in parts))
-        cafile = str(bundle)
-
-        report = {"cpus": os.cpu_count(), "placement": args.placement, "load_average": os.getloadavg(), "paths": {}}
-        for name, path in paths.items():
-            row = {"latency": latency(path, up_port, cafile, args.requests)}
-            for conns in (1, 4):
-                cpu_before = proc_cpu_seconds(path["pid"]) if path["pid"] else 0.0
-                rps = throughput(path, up_port, cafile, conns, args.seconds)
-                row[f"rps_{conns}conn"] = rps
-                if path["pid"]:
-                    used = proc_cpu_seconds(path["pid"]) - cpu_before
-                    row[f"proxy_cpu_us_per_req_{conns}conn"] = used / (rps * args.seconds) * 1e6
-            if path["pid"]:
-                row["memory_kib"] = proc_memory_kib(path["pid"])
-            sse = sse_delays(path, sse_port, cafile)
-            row["sse_delay_ms"] = [round(x * 1e3, 2) for x in sse]
-            report["paths"][name] = row
-        direct_sse = report["paths"]["direct"]["sse_delay_ms"]
-        for row in report["paths"].values():
-            row["sse_extra_vs_direct_ms"] = [
-                round(a - b, 2) for a, b in zip(row["sse_delay_ms"], direct_sse, strict=False)
-            ]
+            inner += ["--mitm-port", str(mitm_port), "--mitm-pid", str(mitm.pid)]
+            inner += ["--mitm-ca", str(confdir / "mitmproxy-ca-cert.pem")]
+        # The authsome path is the real thing: `authsome run` (pinned like the other proxies) whose
+        # child is this script's client phase; the proxy is that child's parent process.
+        env = bench_home(d, ca)
+        cli = str(ROOT / ".venv/bin/authsome")
+        subprocess.run(["taskset", "-c", PROXY_CPU, cli, "run", "--", *inner], env=env, check=True)
+        report = json.loads((d / "report.json").read_text())
         report["run_true"] = run_true_wall()
         print(json.dumps(report, indent=2))
         summarize(report)
         print(
-            f"\nreproduce: .venv/bin/python bench/proxy/bench_proxy.py --mitmdump {args.mitmdump} --seconds {args.seconds} --placement {args.placement}"
+            f"\nreproduce: .venv/bin/python bench/proxy/bench_proxy.py --mitmdump {args.mitmdump} "
+            f"--seconds {args.seconds} --placement {args.placement}"
         )
     finally:
         for p in procs:

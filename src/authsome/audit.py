@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -28,24 +29,38 @@ _ALLOWED = frozenset(
 )
 
 
+#: Buffered events are written out at least this often, so a long run's buffer stays small.
+_FLUSH_EVERY = 512
+
+
 class AuditLog:
+    """Thread-safe: the proxy records from one thread per connection."""
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._buffer: list[str] = []
+        # (unix time, event, fields): formatted when written, off the proxy's per-request path.
+        self._buffer: list[tuple[float, str, dict]] = []
+        self._lock = threading.Lock()
 
     def record(self, event: str, *, buffered: bool = False, **fields) -> None:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": event}
-        entry.update({k: v for k, v in fields.items() if k in _ALLOWED and v is not None})
-        line = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
-        self._buffer.append(line)
-        if not buffered:
+        with self._lock:
+            self._buffer.append((time.time(), event, fields))
+            full = len(self._buffer) >= _FLUSH_EVERY
+        if full or not buffered:
             self.flush()
 
+    @staticmethod
+    def _line(when: float, event: str, fields: dict) -> str:
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)), "event": event}
+        entry.update({k: v for k, v in fields.items() if k in _ALLOWED and v is not None})
+        return json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+
     def flush(self) -> None:
-        if not self._buffer:
+        with self._lock:
+            pending, self._buffer = self._buffer, []
+        if not pending:
             return
-        data = "".join(self._buffer).encode()
-        self._buffer.clear()
+        data = "".join(self._line(*item) for item in pending).encode()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except FileNotFoundError:

@@ -332,9 +332,24 @@ class HttpRelay:
             headers = [(k, v) for k, v in headers if k.lower() != b"connection"] + [(b"connection", b"close")]
             client_framing, keep = "eof", False
         out = bytearray(self._client_head(head, scrubber, headers))
-        body = scrubber.stream() if scrubber is not None else None
         up_reader = self.up_reader
         events = up_reader.events
+        if (
+            decoder is None
+            and len(events) == 2
+            and events[1] is END
+            and isinstance(events[0], bytes)
+            and client_framing != "chunked"
+        ):
+            # The common small response: the whole body is here, so scrub it in one go.
+            piece = events.popleft()
+            events.popleft()
+            out += scrubber.scrub(piece) if scrubber is not None else piece
+            wire.send(self.sock, out)
+            if not (keep and up_reader.reusable):
+                self.close_upstream()
+            return keep
+        body = scrubber.stream() if scrubber is not None else None
         while True:
             if not events:
                 wire.send(self.sock, out)  # what arrived goes out before we wait for more

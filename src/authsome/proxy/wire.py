@@ -69,7 +69,10 @@ def send(sock, data) -> None:
         return
     try:
         set_timeout(sock, IO_TIMEOUT, socket.SO_SNDTIMEO)
-        sock.sendall(data)
+        # send() writes it all on a blocking socket in the common case; sendall's loop is the fallback.
+        sent = sock.send(data)
+        if sent < len(data):
+            sock.sendall(memoryview(data)[sent:])
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise PeerClosed(type(exc).__name__) from None
 
