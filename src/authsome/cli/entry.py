@@ -8,8 +8,11 @@ import sys
 
 def main() -> None:
     argv = sys.argv[1:]
-    if argv and argv[0] in ("get", "list") and os.environ.get("AUTHSOME_NO_FASTPATH") != "1":
-        from authsome.cli.fast import run
+    if argv and argv[0] in ("get", "list", "run") and os.environ.get("AUTHSOME_NO_FASTPATH") != "1":
+        if argv[0] == "run":
+            from authsome.cli.fast_run import run  # ends the process itself when it handles argv
+        else:
+            from authsome.cli.fast import run
 
         code = run(argv)
         if code is not None:

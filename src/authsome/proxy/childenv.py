@@ -8,7 +8,6 @@ Vault/OpenBao token, other ``AUTHSOME_*`` settings) is removed.
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,15 +39,37 @@ NO_PROXY_VALUE = "localhost,127.0.0.1,::1"
 PRELOAD_PATH = Path(__file__).with_name("node_preload.js")
 
 
-def system_ca_pem() -> bytes:
-    """The CA certificates this process trusts by default (system store or SSL_CERT_FILE)."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (os.environ.get("SSL_CERT_FILE"), paths.cafile, paths.openssl_cafile):
+#: Where distributions keep the system CA bundle (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine/macOS/BSD).
+#: Looked at before asking ``ssl``, whose import would delay every run's child by several milliseconds.
+WELL_KNOWN_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+)
+
+
+def _read_first(candidates) -> bytes | None:
+    for candidate in candidates:
         if candidate and os.path.isfile(candidate):
             try:
                 return Path(candidate).read_bytes()
             except OSError:
                 continue
+    return None
+
+
+def system_ca_pem() -> bytes:
+    """The CA certificates this process trusts by default (SSL_CERT_FILE, else the system store)."""
+    found = _read_first((os.environ.get("SSL_CERT_FILE"), *WELL_KNOWN_BUNDLES))
+    if found is not None:
+        return found
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    found = _read_first((paths.cafile, paths.openssl_cafile))
+    if found is not None:
+        return found
     # No bundle file: export what the default context loaded (e.g. from a CA directory).
     ctx = ssl.create_default_context()
     return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ctx.get_ca_certs(binary_form=True)).encode()

@@ -60,6 +60,11 @@ class Route:
                 self._cached_at = now
             return self._cached
 
+    def wait_idle(self, timeout: float) -> None:
+        """Return once no lookup is in progress (or after ``timeout``)."""
+        if self._lock.acquire(timeout=timeout):
+            self._lock.release()
+
     def cached_injection(self):
         """The injection if it is fresh in the cache, else None (never blocks for long)."""
         cached = self._cached

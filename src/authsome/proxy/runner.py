@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 
@@ -92,6 +90,40 @@ class ProxyThread:
                 pass
         if join and self._thread.ident is not None and self._thread.is_alive():
             self._thread.join(timeout)
+
+
+def _private_dir() -> str:
+    """A new 0700 directory under the temporary directory (tempfile would cost the start-up its import)."""
+    base = os.environ.get("TMPDIR") or "/tmp"  # noqa: S108 - mkdir of a random name, 0700, never reused
+    for _ in range(100):
+        path = os.path.join(base, f"authsome-run-{secrets.token_hex(8)}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary directory name under {base}")
+
+
+def _remove_private_dir(path: str) -> None:
+    """Remove the run's directory (it holds the CA bundle only; anything else the child put there too)."""
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return
+    for name in entries:
+        try:
+            os.unlink(os.path.join(path, name))
+        except IsADirectoryError:
+            import shutil
+
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def exit_status(returncode: int) -> int:
@@ -217,7 +249,7 @@ def run_with_proxy(
         listen_socket.bind(("127.0.0.1", 0))
         listen_socket.listen(128)
     proxy = ProxyThread(build_server, listen_socket)
-    workdir = tempfile.mkdtemp(prefix="authsome-run-")
+    workdir = _private_dir()
     try:
         address = proxy_address or listen_socket.getsockname()[:2]
         bundle_path = os.path.join(workdir, "ca-bundle.pem")
@@ -249,4 +281,9 @@ def run_with_proxy(
         proxy.stop(join=join_proxy)
         if not proxy.started:
             listen_socket.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not join_proxy:
+            # The process is about to end without waiting for the proxy: let a credential lookup
+            # in progress (an OAuth refresh storing a rotated token) finish first.
+            for route in routes:
+                route.wait_idle(timeout=30.0)
+        _remove_private_dir(workdir)

@@ -7,13 +7,13 @@ import time
 
 from authsome.errors import StoreError, UsageError
 from authsome.home import CONFIG_VERSION, Home
-from authsome.vault.locks import file_lock
 from authsome.vault.sqlite_store import SqliteStore
 
 
 def initialize_home(home: Home, *, key_source: str | None = None, notice=None, ask_passphrase=None) -> dict:
     """Create the home and fix its key source once. Returns the config (existing or new)."""
     from authsome.vault.keysource import KEY_SOURCES, new_key_config, usable_keyring_backend
+    from authsome.vault.locks import file_lock  # only first-time setup locks: opening a vault must stay cheap
 
     if key_source is not None and key_source not in KEY_SOURCES:
         raise UsageError(f"Unknown key source '{key_source}'.", hint=f"Use one of: {', '.join(KEY_SOURCES)}.")
