@@ -306,11 +306,15 @@ def measure_paths(paths: dict, up_port: int, sse_port: int, cafile: str, args) -
                 row[f"proxy_cpu_us_per_req_{conns}conn"] = used / (rps * args.seconds) * 1e6
         if path["pid"]:
             row["memory_kib"] = proc_memory_kib(path["pid"])
-        row["sse_delay_ms"] = [round(x * 1e3, 2) for x in sse_delays(path, sse_port, cafile)]
+        if name != "passthrough":  # it relays one read per request: no streams
+            row["sse_delay_ms"] = [round(x * 1e3, 2) for x in sse_delays(path, sse_port, cafile)]
         report["paths"][name] = row
     direct_sse = report["paths"]["direct"]["sse_delay_ms"]
     for row in report["paths"].values():
-        row["sse_extra_vs_direct_ms"] = [round(a - b, 2) for a, b in zip(row["sse_delay_ms"], direct_sse, strict=False)]
+        if "sse_delay_ms" in row:
+            row["sse_extra_vs_direct_ms"] = [
+                round(a - b, 2) for a, b in zip(row["sse_delay_ms"], direct_sse, strict=False)
+            ]
     return report
 
 
@@ -329,9 +333,12 @@ def inner_main(args) -> None:
     }
     if args.mitm_port:
         paths["mitmdump"] = {"proxy_port": args.mitm_port, "pid": args.mitm_pid}
+    if args.floor_port:
+        paths["passthrough"] = {"proxy_port": args.floor_port, "pid": args.floor_pid}
     # The run's bundle (its CA + AUTHSOME_CA_BUNDLE, i.e. the bench CA) plus mitmproxy's CA.
     bundle = Path(args.workdir) / "client-bundle.pem"
     parts = [os.environ["SSL_CERT_FILE"]] + ([args.mitm_ca] if args.mitm_port else [])
+    parts += [args.floor_ca] if args.floor_port else []
     bundle.write_bytes(b"".join(Path(p).read_bytes() for p in parts))
     report = measure_paths(paths, args.up_port, args.sse_port, str(bundle), args)
     Path(args.report).write_text(json.dumps(report))
@@ -360,9 +367,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--placement", choices=["split", "same"], default="split")
     # Internal: the client phase, run as the child of `authsome run`.
-    for name in ("--inner-report", "--workdir", "--mitm-ca"):
+    parser.add_argument("--floor", action="store_true", help="also measure passthrough.py (no HTTP work)")
+    for name in ("--inner-report", "--workdir", "--mitm-ca", "--floor-ca"):
         parser.add_argument(name, help=argparse.SUPPRESS)
-    for name in ("--up-port", "--sse-port", "--mitm-port", "--mitm-pid"):
+    for name in ("--up-port", "--sse-port", "--mitm-port", "--mitm-pid", "--floor-port", "--floor-pid"):
         parser.add_argument(name, type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PROXY_CPU
@@ -422,6 +430,23 @@ def main() -> None:
             wait_port(mitm_port)
             inner += ["--mitm-port", str(mitm_port), "--mitm-pid", str(mitm.pid)]
             inner += ["--mitm-ca", str(confdir / "mitmproxy-ca-cert.pem")]
+        if args.floor:
+            floor = subprocess.Popen(
+                ["taskset", "-c", PROXY_CPU, sys.executable, str(HERE / "passthrough.py"), str(d / "floor-ca.pem"), ca],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+            )
+            procs.append(floor)
+            floor_port = json.loads(floor.stdout.readline())["port"]
+            inner += [
+                "--floor-port",
+                str(floor_port),
+                "--floor-pid",
+                str(floor.pid),
+                "--floor-ca",
+                str(d / "floor-ca.pem"),
+            ]
         # The authsome path is the real thing: `authsome run` (pinned like the other proxies) whose
         # child is this script's client phase; the proxy is that child's parent process.
         env = bench_home(d, ca)
@@ -456,6 +481,12 @@ def summarize(report: dict) -> None:
         f"authsome {ours['latency']['median_us']:.0f} us (added {added:.0f} us = "
         f"{added / direct['latency']['median_us']:.2f}x direct)"
     )
+    if "passthrough" in paths:
+        floor = paths["passthrough"]["latency"]["median_us"] - direct["latency"]["median_us"]
+        print(
+            f"floor (passthrough.py, no HTTP work): {paths['passthrough']['latency']['median_us']:.0f} us "
+            f"(added {floor:.0f} us = {floor / direct['latency']['median_us']:.2f}x direct)"
+        )
     for conns in (1, 4):
         line = f"requests/s with {conns} conn: direct {direct[f'rps_{conns}conn']:.0f}, authsome {ours[f'rps_{conns}conn']:.0f}"
         if "mitmdump" in paths:

@@ -79,6 +79,8 @@ class _Reader:
         self.sock = sock
         self.events: deque = deque()
         self._head: Head | None = None
+        self._first_line = b""  # the request target, or a response's reason phrase
+        self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head began
         self._in_head = True
         self._parser = self._parser_class(self)
@@ -86,29 +88,24 @@ class _Reader:
         self.upgraded: bytes | None = None
         self.fed = 0  # bytes received (responses: since ``expect``)
 
-    # -- httptools callbacks ------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._head = head = Head()
-        self._headers = head.headers
-        self._in_head = True
-
+    # -- httptools callbacks: as few as possible, each is a Python call per message --------------
     def on_url(self, url: bytes) -> None:
-        self._head.target += url
+        self._first_line += url
 
     def on_status(self, status: bytes) -> None:
-        self._head.reason += status
+        self._first_line += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        head, parser = self._head, self._parser
+        self._head = head = Head()
+        head.headers = headers = self._headers
         # Reversed, so that the first of repeated headers wins.
-        head.index = {name.lower(): value for name, value in reversed(head.headers)}
-        head.version = parser.get_http_version()
-        head.keep_alive = parser.should_keep_alive()
-        head.upgrade = parser.should_upgrade()
-        self._complete_head(head)
+        head.index = {name.lower(): value for name, value in reversed(headers)}
+        head.keep_alive = self._parser.should_keep_alive()
+        first_line, self._first_line, self._headers = self._first_line, b"", []
+        self._complete_head(head, first_line)  # may raise _SkipBody (a response to HEAD)
         self._in_head = False
         self._head_bytes = 0
         self.events.append(head)
@@ -118,8 +115,10 @@ class _Reader:
 
     def on_message_complete(self) -> None:
         self.events.append(END)
+        self._headers = []  # trailer fields, if any: not passed on
+        self._in_head = True  # what follows starts the next message
 
-    def _complete_head(self, head: Head) -> None:
+    def _complete_head(self, head: Head, first_line: bytes) -> None:
         raise NotImplementedError
 
     # -- feeding --------------------------------------------------------------------
@@ -143,8 +142,12 @@ class _Reader:
 class RequestReader(_Reader):
     _parser_class = httptools.HttpRequestParser
 
-    def _complete_head(self, head: Head) -> None:
-        head.method = self._parser.get_method()
+    def _complete_head(self, head: Head, target: bytes) -> None:
+        parser = self._parser
+        head.method = parser.get_method()
+        head.target = target
+        head.version = parser.get_http_version()
+        head.upgrade = parser.should_upgrade()
 
 
 class ResponseReader(_Reader):
@@ -165,9 +168,10 @@ class ResponseReader(_Reader):
         self.eof_delimited = False
         self.fed = 0
 
-    def _complete_head(self, head: Head) -> None:
-        head.status = self._parser.get_status_code()
-        status = head.status
+    def _complete_head(self, head: Head, reason: bytes) -> None:
+        head.status = status = self._parser.get_status_code()
+        head.reason = reason
+        head.upgrade = status == 101
         if self._request_method == b"HEAD" and status >= 200:
             raise _SkipBody()
         bodiless = status < 200 or status in (204, 304)
@@ -188,8 +192,6 @@ class ResponseReader(_Reader):
     def _finish_bodiless_head(self) -> None:
         # llhttp stopped inside on_headers_complete; the head ends at the first blank line.
         head = self._head
-        head.version = self._parser.get_http_version()
-        head.keep_alive = self._parser.should_keep_alive()
         end = self._pending.find(b"\r\n\r\n")
         rest = self._pending[end + 4 :] if end != -1 else b""
         self.events.append(head)

@@ -302,7 +302,7 @@ class HttpRelay:
             wire.send(self.sock, self._client_head(head, scrubber, head.headers))
             if head.status == 100 and not body_done:
                 body_done = self._pump_body(framing)
-        self._audit(request, route, prepared, head.status)
+        self._audit(request, route, prepared, head.status)  # before the response goes out: never lost at exit
         if head.status == 101:
             self._drop_end(up_reader)
             self._splice_upgraded(head, scrubber)
