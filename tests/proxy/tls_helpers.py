@@ -111,3 +111,138 @@ def connect_through(proxy_address, target: str, password: str, cafile: str, serv
     sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {token}\r\n\r\n".encode())
     assert read_head(sock).startswith(b"HTTP/1.1 200")
     return ssl.create_default_context(cafile=cafile).wrap_socket(sock, server_hostname=server_hostname)
+
+
+class UpstreamConn:
+    """One accepted connection of a ``RawUpstream``: buffered reads; ``raw`` keeps every byte received."""
+
+    def __init__(self, tls: ssl.SSLSocket, index: int) -> None:
+        self.tls = tls
+        self.index = index
+        self.raw = bytearray()
+        self._buffer = bytearray()
+
+    def _fill(self) -> bool:
+        try:
+            data = self.tls.recv(65536)
+        except (OSError, ssl.SSLError):
+            return False
+        if not data:
+            return False
+        self.raw += data
+        self._buffer += data
+        return True
+
+    def read_until(self, marker: bytes) -> bytes | None:
+        """Bytes up to and including ``marker``; None when the stream ends first."""
+        while marker not in self._buffer:
+            if not self._fill():
+                return None
+        end = self._buffer.index(marker) + len(marker)
+        data = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return data
+
+    def read_exact(self, size: int) -> bytes | None:
+        while len(self._buffer) < size:
+            if not self._fill():
+                return None
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def read_head(self) -> bytes | None:
+        return self.read_until(b"\r\n\r\n")
+
+    def read_body(self, head: bytes) -> bytes | None:
+        """The body that ``head`` announces (Content-Length or chunked), de-chunked; None if cut short."""
+        lower = head.lower()
+        if b"\r\ntransfer-encoding:" in lower:
+            body = b""
+            while True:
+                size_line = self.read_until(b"\r\n")
+                if size_line is None:
+                    return None
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.read_until(b"\r\n") not in (b"\r\n", None):
+                        pass  # trailer fields
+                    return body
+                piece = self.read_exact(size + 2)
+                if piece is None:
+                    return None
+                body += piece[:-2]
+        for line in lower.split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                return self.read_exact(int(line.split(b":", 1)[1]))
+        return b""
+
+    def read_request(self) -> tuple[bytes, bytes] | None:
+        head = self.read_head()
+        if head is None:
+            return None
+        body = self.read_body(head)
+        return None if body is None else (head, body)
+
+    def drain(self) -> None:
+        """Read until the peer closes or the socket's timeout passes (everything lands in ``raw``)."""
+        while self._fill():
+            pass
+
+    def send(self, data: bytes) -> None:
+        self.tls.sendall(data)
+
+
+class RawUpstream:
+    """TLS server on 127.0.0.1: ``handler(conn: UpstreamConn)`` runs for each connection, in its own thread.
+
+    ``conns`` lists every connection in accept order, so a test can assert on the
+    exact bytes the upstream received (``conn.raw``). Reads time out after ``timeout``.
+    """
+
+    def __init__(self, cert: str, key: str, handler, timeout: float = 10.0) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.handler = handler
+        self.timeout = timeout
+        self.conns: list[UpstreamConn] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw) -> None:
+        raw.settimeout(self.timeout)
+        try:
+            tls = self.ctx.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        with self._lock:
+            conn = UpstreamConn(tls, len(self.conns))
+            self.conns.append(conn)
+        try:
+            self.handler(conn)
+        except (OSError, ssl.SSLError):
+            pass
+        except BaseException as exc:  # an assertion in a handler: reported by the test
+            self.errors.append(exc)
+        finally:
+            tls.close()
+
+    @property
+    def received(self) -> bytes:
+        """Everything received, on all connections, in accept order."""
+        return b"".join(bytes(conn.raw) for conn in list(self.conns))
+
+    def close(self) -> None:
+        self.sock.close()

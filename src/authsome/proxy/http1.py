@@ -64,7 +64,10 @@ class Head:
         """How the body is delimited: ``chunked``, ``length`` or ``none`` (``eof`` is decided by the reader)."""
         index = self.index
         if b"transfer-encoding" in index:
-            return "chunked"  # llhttp accepts Transfer-Encoding only when chunked is last
+            # Chunked only when it is the final coding (RFC 9112 6.3); llhttp refuses any other
+            # request, and a response with another final coding is delimited by the connection's end.
+            codings = b",".join(v for k, v in self.headers if k.lower() == b"transfer-encoding")
+            return "chunked" if codings.rsplit(b",", 1)[-1].strip().lower() == b"chunked" else "none"
         if b"content-length" in index:
             return "length"
         return "none"
@@ -99,8 +102,12 @@ class _Reader:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        headers = self._headers
+        # Measured here too: the read that completes a head may be the one that takes it past the limit.
+        if len(self._first_line) + 4 * len(headers) + sum(len(k) + len(v) for k, v in headers) > MAX_HEAD_BYTES:
+            raise HeadTooLarge()
         self._head = head = Head()
-        head.headers = headers = self._headers
+        head.headers = headers
         # Reversed, so that the first of repeated headers wins.
         head.index = {name.lower(): value for name, value in reversed(headers)}
         head.keep_alive = self._parser.should_keep_alive()
@@ -135,6 +142,10 @@ class _Reader:
         except httptools.HttpParserUpgrade as exc:
             self.upgraded = data[exc.args[0] :]
             self._in_head = False
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                raise HeadTooLarge() from None
+            raise
         if self._in_head and self._head_bytes > MAX_HEAD_BYTES:
             raise HeadTooLarge()
 
@@ -164,6 +175,9 @@ class ResponseReader(_Reader):
         self.reusable = True
 
     def expect(self, method: bytes) -> None:
+        """Before each request. Anything still queued was never asked for: the connection is not reused."""
+        if self.events or self.upgraded is not None:
+            self.reusable = False
         self._request_method = method
         self.eof_delimited = False
         self.fed = 0

@@ -75,6 +75,13 @@ class Prepared:
         self.scrubber = scrubber
 
 
+def _without_connection_headers(headers: list[tuple[bytes, bytes]], connection: bytes) -> list[tuple[bytes, bytes]]:
+    """``headers`` without ``Connection`` and the headers it names."""
+    named = {token.strip().lower() for token in connection.split(b",")}
+    named.add(b"connection")
+    return [(k, v) for k, v in headers if k.lower() not in named]
+
+
 def _body_frame(framing: str, piece: bytes) -> bytes:
     return wire.chunk(piece) if framing == "chunked" else piece
 
@@ -93,8 +100,10 @@ class HttpRelay:
         route: Route | None = None,
         sni_ok: bool = False,
         reader: RequestReader | None = None,
+        owner=None,
     ) -> None:
         self.server = server
+        self.owner = owner  # the accepted socket this connection is tracked under (for close())
         self.sock = sock
         self.reader = reader or RequestReader(sock)
         self.host, self.port, self.tls = host, port, tls
@@ -123,7 +132,9 @@ class HttpRelay:
             self.close_upstream()
 
     def close_upstream(self) -> None:
-        wire.close(self.up)
+        if self.up is not None:
+            self.server.release(self.owner, self.up)
+            wire.close(self.up)
         self.up = self.up_reader = None
 
     # -- one request -----------------------------------------------------------
@@ -164,6 +175,11 @@ class HttpRelay:
         if request.count(b"host") > 1:
             # Two Host headers could name two hosts to two parsers: refuse rather than guess.
             wire.send_simple_response(self.sock, 400, "authsome proxy: more than one Host header")
+            return False
+        if request.upgrade and request.framing() != "none":
+            # llhttp hands an Upgrade request's body over as "upgraded" bytes: it cannot be relayed
+            # as a body. (WebSocket handshakes have none; h2c upgrades with a body are not supported.)
+            wire.send_simple_response(self.sock, 400, "authsome proxy: an Upgrade request with a body is not supported")
             return False
         route = self.route if self.route is not None and self._host_header_ok(request) else None
         prepared = None
@@ -211,8 +227,13 @@ class HttpRelay:
 
     def _upstream_head(self, request: Head, target: bytes, prepared: Prepared | None) -> bytes:
         dropped = prepared.dropped if prepared is not None else wire.HOP_BY_HOP
+        headers = request.headers
+        if b"connection" in request.index and not request.upgrade:
+            # Hop-by-hop: the proxy keeps its upstream connection as it sees fit. (An upgrade
+            # request's "Connection: Upgrade" must reach the upstream.)
+            headers = _without_connection_headers(headers, request.index[b"connection"])
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target)]
-        lines += [b"%s: %s\r\n" % (k, v) for k, v in request.headers if k.lower() not in dropped]
+        lines += [b"%s: %s\r\n" % (k, v) for k, v in headers if k.lower() not in dropped]
         if prepared is not None:
             lines.append(prepared.header_lines)
         lines.append(b"\r\n")
@@ -231,7 +252,7 @@ class HttpRelay:
         return False
 
     def _ensure_upstream(self) -> None:
-        if self.up is not None and self.up_reader.reusable:
+        if self.up is not None and self.up_reader.reusable and not self.up_reader.events:
             return
         self.close_upstream()
         try:
@@ -253,6 +274,7 @@ class HttpRelay:
             raise UpstreamError(f"authsome proxy: cannot connect to {self.host}:{self.port}: {reason}") from None
         self.up = sock
         self.up_reader = ResponseReader(sock)
+        self.server.adopt(self.owner, sock)
 
     # -- the exchange ------------------------------------------------------------
     def _exchange(self, request: Head, route, prepared, framing: str, body_done: bool) -> bool:
@@ -307,15 +329,19 @@ class HttpRelay:
             self._drop_end(up_reader)
             self._splice_upgraded(head, scrubber)
             return False
-        return self._relay_body(request, head, scrubber) and body_done and not request.upgrade
+        return self._relay_body(request, head, scrubber, must_close=not body_done or request.upgrade)
 
-    def _relay_body(self, request: Head, head: Head, scrubber) -> bool:
+    def _relay_body(self, request: Head, head: Head, scrubber, must_close: bool = False) -> bool:
         """Relay the final response; True when both connections may be kept."""
         headers = head.headers
         decoder = None
-        client_framing = head.framing()
         bodiless = request.method == b"HEAD" or head.status in (204, 304)
-        keep = request.keep_alive and head.keep_alive
+        client_framing = "none" if bodiless else head.framing()
+        # The client's connection outlives an upstream that closes: the next request reconnects upstream.
+        keep = request.keep_alive and not must_close
+        if not head.keep_alive:
+            self.up_reader.reusable = False
+        eof_delimited = not bodiless and self.up_reader.eof_delimited
         if scrubber is not None and not bodiless and b"content-encoding" in head.index:
             try:
                 decoder, headers = decoder_for(headers)  # compressed despite our request
@@ -324,13 +350,16 @@ class HttpRelay:
                 self.close_upstream()
                 wire.send_simple_response(self.sock, 502, str(exc))
                 return False
-            if decoder is not None:
+            if decoder is not None and not eof_delimited:
                 headers = [(k, v) for k, v in headers if k.lower() != b"transfer-encoding"]
                 headers.append((b"transfer-encoding", b"chunked"))
                 client_framing = "chunked"
-        if not bodiless and self.up_reader.eof_delimited:
-            headers = [(k, v) for k, v in headers if k.lower() != b"connection"] + [(b"connection", b"close")]
+        if eof_delimited:
             client_framing, keep = "eof", False
+        if b"connection" in head.index:  # hop-by-hop (RFC 9110 7.6.1): it and what it names stay here
+            headers = _without_connection_headers(headers, head.index[b"connection"])
+        if not keep:
+            headers = [*headers, (b"connection", b"close")]  # the client is told whenever the proxy will close
         out = bytearray(self._client_head(head, scrubber, headers))
         up_reader = self.up_reader
         events = up_reader.events

@@ -42,6 +42,18 @@ _PROXY_AUTH_CHALLENGE = [(b"proxy-authenticate", b'Basic realm="authsome"')]
 MAX_CONNECTIONS = 512
 
 
+def _shutdown(sock) -> None:
+    """End both directions of ``sock``'s descriptor; a thread blocked on it wakes up.
+
+    ``socket.socket.shutdown`` on purpose: ``SSLSocket.shutdown`` would also drop
+    the TLS object under a thread that may be using it.
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except (OSError, ValueError):
+        pass
+
+
 def _debug(message: str) -> None:
     """Diagnostics with AUTHSOME_DEBUG=1 (no logging module: it would cost the proxy memory for nothing)."""
     if os.environ.get("AUTHSOME_DEBUG") == "1":
@@ -116,7 +128,8 @@ class ProxyServer:
         self._audit = audit
         self._prepared: dict[int, Prepared] = {}
         self._listener: socket.socket | None = None
-        self._clients: set[socket.socket] = set()
+        # Per client connection (keyed by its accepted socket): every socket it uses, so close() reaches them.
+        self._clients: dict[socket.socket, list] = {}
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -135,7 +148,7 @@ class ProxyServer:
                 if self._closing or len(self._clients) >= MAX_CONNECTIONS:
                     wire.close(sock)
                     continue
-                self._clients.add(sock)
+                self._clients[sock] = [sock]
             try:
                 threading.Thread(target=self._on_client, args=(sock,), name="authsome-proxy-conn", daemon=True).start()
             except RuntimeError:  # cannot start a thread (resource limits)
@@ -145,22 +158,35 @@ class ProxyServer:
         """Stop accepting and end every connection (their threads then exit)."""
         with self._lock:
             self._closing = True
-            clients = list(self._clients)
+            sockets = [s for owned in self._clients.values() for s in owned]
         listener = self._listener
         if listener is not None:
             try:
                 listener.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
             except OSError:
                 pass
-        for sock in clients:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        for sock in sockets:
+            _shutdown(sock)
+
+    def adopt(self, owner, sock) -> None:
+        """Count ``sock`` (a TLS layer, an upstream) as part of ``owner``'s connection."""
+        with self._lock:
+            owned = self._clients.get(owner)
+            if owned is not None:
+                owned.append(sock)
+            closing = self._closing
+        if closing:
+            _shutdown(sock)
+
+    def release(self, owner, sock) -> None:
+        with self._lock:
+            owned = self._clients.get(owner)
+            if owned is not None and sock in owned:
+                owned.remove(sock)
 
     def _forget(self, sock) -> None:
         with self._lock:
-            self._clients.discard(sock)
+            self._clients.pop(sock, None)
         wire.close(sock)
 
     @property
@@ -292,12 +318,14 @@ class ProxyServer:
             reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or "failed")
             wire.send_simple_response(sock, 502, f"authsome proxy: cannot connect to {host}:{port}: {reason}")
             return
+        self.adopt(sock, upstream)
         try:
             wire.send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n")
             splice(sock, upstream, to_b=early)
         except wire.PeerClosed:
             pass
         finally:
+            self.release(sock, upstream)
             wire.close(upstream)
 
     def _intercept(self, sock, host: str, port: int, route: Route, early: bytes) -> None:
@@ -307,7 +335,10 @@ class ProxyServer:
             server_ctx = self.ca.server_context(host)
             wire.send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n")
             sock.settimeout(wire.CONNECT_TIMEOUT)
-            tls = server_ctx.wrap_socket(sock, server_side=True)
+            # The accepted socket's descriptor moves into the TLS socket: track that one instead.
+            tls = server_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            self.adopt(sock, tls)
+            tls.do_handshake()
         except (OSError, ssl.SSLError, wire.PeerClosed):
             return
         try:
@@ -317,7 +348,7 @@ class ProxyServer:
                 sni_ok = _is_ip_literal(host)
             else:
                 sni_ok = wire.canonical_host(sni) == host
-            HttpRelay(self, tls, host, port, tls=True, route=route, sni_ok=sni_ok).serve()
+            HttpRelay(self, tls, host, port, tls=True, route=route, sni_ok=sni_ok, owner=sock).serve()
         finally:
             wire.close(tls)
 
@@ -343,7 +374,7 @@ class ProxyServer:
             if address is None:
                 wire.send_simple_response(sock, 403, self.unmatched_refusal(host, port))
                 return
-            relay = HttpRelay(self, sock, address, port, tls=False, reader=reader)
+            relay = HttpRelay(self, sock, address, port, tls=False, reader=reader, owner=sock)
             try:
                 keep_alive = relay.handle_request(request)
             finally:

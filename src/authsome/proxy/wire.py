@@ -32,15 +32,20 @@ def _timeval(seconds: float) -> bytes:
 
 
 def set_timeout(sock, seconds: float, option: int = socket.SO_RCVTIMEO) -> None:
-    """Bound each blocking read (or, with SO_SNDTIMEO, write) on ``sock`` by ``seconds``, in the kernel.
+    """Bound each read (or, with SO_SNDTIMEO, each write) on ``sock`` by ``seconds``.
 
-    Python's own socket timeouts would cost a poll() before every read and
-    write (two extra system calls per TLS record); SO_RCVTIMEO/SO_SNDTIMEO
-    bound a blocking call at no cost. A call that runs out fails with EAGAIN
-    (``BlockingIOError``, or ``SSLWant*Error`` under TLS), which ``recv`` and
-    ``send`` report as ``PeerClosed``. The value last set is remembered on the
-    socket (an ``SSLSocket`` has a ``__dict__``; a plain socket is set every time).
+    A plain socket stays blocking and gets the bound from the kernel
+    (SO_RCVTIMEO/SO_SNDTIMEO: no extra system call per read, unlike Python's
+    socket timeouts, which poll() first); a call that runs out fails with
+    EAGAIN, reported as ``PeerClosed``. A TLS socket needs Python's own
+    timeout: its blocking read retries after EAGAIN and would never give up.
+    The value last set is remembered on the socket (an ``SSLSocket`` has a
+    ``__dict__``; a plain socket is set every time).
     """
+    if isinstance(sock, ssl.SSLSocket):
+        if sock.gettimeout() != seconds:
+            sock.settimeout(seconds)
+        return
     attribute = "_authsome_rcvtimeo" if option == socket.SO_RCVTIMEO else "_authsome_sndtimeo"
     if getattr(sock, attribute, None) == seconds:
         return
