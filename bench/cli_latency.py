@@ -41,8 +41,14 @@ def measure(commands: dict[str, list[str]], env: dict, runs: int) -> dict[str, f
 
 def populate(home: Path, count: int) -> None:
     env = dict(os.environ, AUTHSOME_HOME=str(home))
-    subprocess.run([AUTHSOME, "login", "openai", "--stdin"], input="sk-bench" + "0" * 30 + "\n", text=True,
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [AUTHSOME, "login", "openai", "--stdin"],
+        input="sk-bench" + "0" * 30 + "\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     if count <= 1:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -58,8 +64,23 @@ def populate(home: Path, count: int) -> None:
         now = time.time()
         db.executemany(
             "INSERT INTO connections VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [("openai" if i % 2 else "anthropic", f"c{i:05d}", "api_key", "api_key", "connected", now, now, None,
-              "[]", "{}", sealed, 1) for i in range(count - 1)],
+            [
+                (
+                    "openai" if i % 2 else "anthropic",
+                    f"c{i:05d}",
+                    "api_key",
+                    "api_key",
+                    "connected",
+                    now,
+                    now,
+                    None,
+                    "[]",
+                    "{}",
+                    sealed,
+                    1,
+                )
+                for i in range(count - 1)
+            ],
         )
 
     store._write(bulk)

@@ -114,8 +114,14 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["AUTHSOME_HOME"] = home
         # `run` needs a connected provider: a sample key through the opt-in --stdin import.
-        subprocess.run([authsome, "login", "openai", "--stdin"], input="sk-bench" + "0" * 30 + "\n", text=True,
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            [authsome, "login", "openai", "--stdin"],
+            input="sk-bench" + "0" * 30 + "\n",
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         plain, isolated = whole_command(max(10, args.rounds // 2), authsome, env)
         print(f"  authsome run -- true                 {percentiles(plain)}")
         print(f"  authsome run --isolate -- true       {percentiles(isolated)}")
