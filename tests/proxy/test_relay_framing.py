@@ -472,6 +472,29 @@ def test_request_with_upgrade_header_and_a_body_is_refused_and_reaches_no_upstre
     assert upstream.conns == []
 
 
+def test_connection_cannot_strip_the_headers_that_frame_a_request(env):
+    # Connection-scoped headers are dropped on the way, but never Content-Length, Transfer-Encoding or
+    # Host: without its length the body (a whole request here) would reach the upstream as a request.
+    upstream = env.upstream(answering(lambda h, b: ok()))
+    client = env.client(upstream)
+    smuggled = SMUGGLED.format(authority=client.authority)
+    client.send(
+        (
+            f"POST /outer HTTP/1.1\r\nHost: {client.authority}\r\n"
+            f"Connection: Content-Length, Transfer-Encoding, Host, X-Hop\r\nX-Hop: 1\r\n"
+            f"Content-Length: {len(smuggled)}\r\n\r\n{smuggled}"
+        ).encode()
+    )
+    status, _, _, _ = client.response()
+    assert status == 200
+    requests, _ = parse_requests(upstream.received)
+    assert [target for _, target, _, _ in requests] == [b"/outer"]
+    _, _, headers, body = requests[0]
+    names = set(headers)  # h11 gives lower-case names
+    assert {b"host", b"content-length"} <= names and not {b"connection", b"x-hop"} & names
+    assert body == smuggled.encode()
+
+
 # -- Expect: 100-continue --------------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _UNSAFE_IN_HEADER = (b"\r", b"\n", b"\0")
+_NEVER_CONNECTION_SCOPED = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 class UpstreamError(Exception):
@@ -76,8 +77,12 @@ class Prepared:
 
 
 def _without_connection_headers(headers: list[tuple[bytes, bytes]], connection: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` without ``Connection`` and the headers it names."""
-    named = {token.strip().lower() for token in connection.split(b",")}
+    """``headers`` without ``Connection`` and the headers it names, except those that frame the message.
+
+    ``Connection: content-length`` must not strip the length of a body the proxy passes on as it is
+    (the receiver would read the body as the next message), nor ``Connection: host`` the Host.
+    """
+    named = {token.strip().lower() for token in connection.split(b",")} - _NEVER_CONNECTION_SCOPED
     named.add(b"connection")
     return [(k, v) for k, v in headers if k.lower() not in named]
 
