@@ -90,6 +90,8 @@ class ProxyThread:
                 pass
         if join and self._thread.ident is not None and self._thread.is_alive():
             self._thread.join(timeout)
+        if join and server is not None:
+            server.wait_closed(timeout)
 
 
 def _private_dir() -> str:

@@ -25,6 +25,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import httptools
@@ -131,6 +132,7 @@ class ProxyServer:
         # Per client connection (keyed by its accepted socket): every socket it uses, so close() reaches them.
         self._clients: dict[socket.socket, list] = {}
         self._closing = False
+        self._threads: set[threading.Thread] = set()
 
     # -- lifecycle ------------------------------------------------------------------
     def serve(self, listener: socket.socket) -> None:
@@ -149,9 +151,14 @@ class ProxyServer:
                     wire.close(sock)
                     continue
                 self._clients[sock] = [sock]
+            thread = threading.Thread(target=self._on_client, args=(sock,), name="authsome-proxy-conn", daemon=True)
+            with self._lock:
+                self._threads.add(thread)  # before start: the thread removes itself when it ends
             try:
-                threading.Thread(target=self._on_client, args=(sock,), name="authsome-proxy-conn", daemon=True).start()
+                thread.start()
             except RuntimeError:  # cannot start a thread (resource limits)
+                with self._lock:
+                    self._threads.discard(thread)
                 self._forget(sock)
 
     def close(self) -> None:
@@ -167,6 +174,18 @@ class ProxyServer:
                 pass
         for sock in sockets:
             _shutdown(sock)
+
+    def wait_closed(self, timeout: float) -> None:
+        """After ``close``: wait (up to ``timeout`` in all) for the connection threads to end.
+
+        A process that exits normally must not leave a thread inside OpenSSL
+        while the interpreter and OpenSSL tear down (that can crash it).
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def adopt(self, owner, sock) -> None:
         """Count ``sock`` (a TLS layer, an upstream) as part of ``owner``'s connection."""
@@ -264,6 +283,8 @@ class ProxyServer:
             _debug(f"connection failed ({type(exc).__name__})")
         finally:
             self._forget(sock)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
 
     def _serve_client(self, sock: socket.socket) -> None:
         reader = RequestReader(sock)
