@@ -15,13 +15,14 @@ from __future__ import annotations
 import select
 import ssl
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import httptools
 
 from authsome.proxy import wire
 from authsome.proxy.decode import BodyDecodeError, UndecodableBody, decoder_for
 from authsome.proxy.http1 import END, Head, HeadTooLarge, RequestReader, ResponseReader
+from authsome.proxy.message import Prepared, body_frame, with_query, without_connection_headers
 from authsome.proxy.wire import HEAD_TIMEOUT, IO_TIMEOUT, LAST_CHUNK, PeerClosed
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
-_UNSAFE_IN_HEADER = (b"\r", b"\n", b"\0")
-_NEVER_CONNECTION_SCOPED = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 class UpstreamError(Exception):
@@ -40,55 +39,6 @@ class UpstreamError(Exception):
 
 class _ClientGone(Exception):
     """The client went away while its request body was being relayed."""
-
-
-def with_query(target: bytes, params: list[tuple[str, str]]) -> bytes:
-    """``target`` with each of ``params`` set (same-named parameters removed first)."""
-    if not params:
-        return target
-    path, _, query = target.decode("ascii", "replace").partition("?")
-    names = {name for name, _ in params}
-    kept = [part for part in query.split("&") if part and unquote_plus(part.split("=", 1)[0]) not in names]
-    kept += [f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params]
-    return (path + "?" + "&".join(kept)).encode("ascii")
-
-
-class Prepared:
-    """What an ``Injection`` puts on the wire, computed once per injection object."""
-
-    __slots__ = ("injection", "dropped", "header_lines", "query", "scrubber")
-
-    def __init__(self, injection, scrubber) -> None:
-        self.injection = injection
-        dropped = set(wire.HOP_BY_HOP)
-        dropped.update(name.lower().encode("latin-1") for name in injection.replaces)
-        dropped.update(name.lower().encode("latin-1") for name, _ in injection.headers)
-        dropped.add(b"accept-encoding")  # scrubbing needs the body in plain text
-        dropped.add(b"sec-websocket-extensions")  # and WebSocket frames uncompressed
-        self.dropped = frozenset(dropped)
-        lines = b"".join(
-            b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1")) for name, value in injection.headers
-        )
-        if any(bad in lines.replace(b"\r\n", b"") for bad in _UNSAFE_IN_HEADER):
-            raise ValueError("the credential holds characters a header cannot carry")
-        self.header_lines = lines + b"Accept-Encoding: identity\r\n"
-        self.query = list(injection.query)
-        self.scrubber = scrubber
-
-
-def _without_connection_headers(headers: list[tuple[bytes, bytes]], connection: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` without ``Connection`` and the headers it names, except those that frame the message.
-
-    ``Connection: content-length`` must not strip the length of a body the proxy passes on as it is
-    (the receiver would read the body as the next message), nor ``Connection: host`` the Host.
-    """
-    named = {token.strip().lower() for token in connection.split(b",")} - _NEVER_CONNECTION_SCOPED
-    named.add(b"connection")
-    return [(k, v) for k, v in headers if k.lower() not in named]
-
-
-def _body_frame(framing: str, piece: bytes) -> bytes:
-    return wire.chunk(piece) if framing == "chunked" else piece
 
 
 class HttpRelay:
@@ -236,7 +186,7 @@ class HttpRelay:
         if b"connection" in request.index and not request.upgrade:
             # Hop-by-hop: the proxy keeps its upstream connection as it sees fit. (An upgrade
             # request's "Connection: Upgrade" must reach the upstream.)
-            headers = _without_connection_headers(headers, request.index[b"connection"])
+            headers = without_connection_headers(headers, request.index[b"connection"])
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target)]
         lines += [b"%s: %s\r\n" % (k, v) for k, v in headers if k.lower() not in dropped]
         if prepared is not None:
@@ -253,7 +203,7 @@ class HttpRelay:
                 if framing == "chunked":
                     out.append(LAST_CHUNK)
                 return True
-            out.append(_body_frame(framing, event))
+            out.append(body_frame(framing, event))
         return False
 
     def _ensure_upstream(self) -> None:
@@ -305,7 +255,7 @@ class HttpRelay:
                 raise _ClientGone() from None
             data = LAST_CHUNK if event is END and framing == "chunked" else b"" if event is END else None
             try:
-                wire.send(self.up, data if data is not None else _body_frame(framing, event))
+                wire.send(self.up, data if data is not None else body_frame(framing, event))
             except PeerClosed:
                 return False  # it may have answered already (413, 401): relay that
             if event is END:
@@ -362,7 +312,7 @@ class HttpRelay:
         if eof_delimited:
             client_framing, keep = "eof", False
         if b"connection" in head.index:  # hop-by-hop (RFC 9110 7.6.1): it and what it names stay here
-            headers = _without_connection_headers(headers, head.index[b"connection"])
+            headers = without_connection_headers(headers, head.index[b"connection"])
         if not keep:
             headers = [*headers, (b"connection", b"close")]  # the client is told whenever the proxy will close
         out = bytearray(self._client_head(head, scrubber, headers))
@@ -396,17 +346,17 @@ class HttpRelay:
                 if event is END:
                     tail = body.feed(decoder.flush()) if decoder is not None else b""
                     tail += body.flush() if body is not None else b""
-                    out += _body_frame(client_framing, tail)
+                    out += body_frame(client_framing, tail)
                     if client_framing == "chunked":
                         out += LAST_CHUNK
                     wire.send(self.sock, out)
                     break
                 if decoder is None and body is not None and events and events[0] is END:
-                    out += _body_frame(client_framing, body.feed_last(event))  # whole body here: nothing held back
+                    out += body_frame(client_framing, body.feed_last(event))  # whole body here: nothing held back
                     continue
                 for piece in decoder.feed(event) if decoder is not None else (event,):
                     data = body.feed(piece) if body is not None else piece
-                    out += _body_frame(client_framing, data)
+                    out += body_frame(client_framing, data)
                     if len(out) >= wire.READ_SIZE:  # a decoded body can be large: keep writes bounded
                         wire.send(self.sock, out)
                         out.clear()

@@ -33,10 +33,12 @@ import httptools
 from authsome.proxy import wire
 from authsome.proxy.ca import RunCA
 from authsome.proxy.http1 import Head, RequestReader
-from authsome.proxy.relay import HttpRelay, Prepared
+from authsome.proxy.message import Prepared
+from authsome.proxy.relay import HttpRelay
 from authsome.proxy.routes import Route, all_host_patterns, find_route
 from authsome.proxy.scrub import Scrubber, injected_values, secret_patterns
 from authsome.proxy.splice import splice
+from authsome.proxy.trust import upstream_context
 
 _PROXY_AUTH_CHALLENGE = [(b"proxy-authenticate", b'Basic realm="authsome"')]
 #: Connections served at once; more are closed at accept (a local process could open thousands).
@@ -69,42 +71,6 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _load_system_trust(ctx: ssl.SSLContext) -> None:
-    """The system trust store, looked up on demand where the platform allows it.
-
-    OpenSSL reads a CA *file* whole (Debian's: 144 certificates, ~2.5 MiB and
-    ~35 ms here), but a hashed CA *directory* certificate by certificate as
-    chains need them. So the directory alone is used when it is the system's
-    and is populated; an explicit SSL_CERT_FILE, or a platform without such a
-    directory, gets the usual full load.
-    """
-    paths = ssl.get_default_verify_paths()
-    explicit_file = os.environ.get(paths.openssl_cafile_env)
-    capath = paths.capath
-    if not explicit_file and capath and _has_hashed_certs(capath):
-        ctx.load_verify_locations(capath=capath)
-    else:
-        ctx.load_default_certs()
-
-
-def _has_hashed_certs(directory: str) -> bool:
-    try:
-        with os.scandir(directory) as entries:
-            return any(len(e.name) == 10 and e.name[8:] == ".0" for e in entries)
-    except OSError:
-        return False
-
-
-def upstream_context(extra_ca_bundle: str | None = None) -> ssl.SSLContext:
-    """Verified client TLS: the system trust store plus an optional extra bundle."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verification and hostname checks on
-    _load_system_trust(ctx)
-    if extra_ca_bundle:
-        ctx.load_verify_locations(cafile=extra_ca_bundle)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
 
 
 class ProxyServer:
@@ -305,17 +271,13 @@ class ProxyServer:
             self._connect(sock, request, reader.upgraded or b"")
             return
         if not self.check_proxy_auth(request.get(b"proxy-authorization")):
-            wire.send_simple_response(
-                sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
-            )
+            wire.send_simple_response(sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE)
             return
         self._plain_http(sock, reader, request)
 
     def _connect(self, sock, request: Head, early: bytes) -> None:
         if not self.check_proxy_auth(request.get(b"proxy-authorization")):
-            wire.send_simple_response(
-                sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE
-            )
+            wire.send_simple_response(sock, 407, "authsome proxy: proxy authentication required", _PROXY_AUTH_CHALLENGE)
             return
         target = wire.split_host_port(request.target.decode("ascii", "replace"), 443)
         if target is None:

@@ -140,10 +140,38 @@ def simple_response(status: int, message: str, extra_headers: list[tuple[bytes, 
 
 
 def send_simple_response(sock, status: int, message: str, extra_headers=None) -> None:
+    """Answer and end the connection; the caller closes the socket after this returns."""
     try:
         send(sock, simple_response(status, message, extra_headers))
     except PeerClosed:
-        pass
+        return
+    _lingering_close(sock)
+
+
+def _lingering_close(sock, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+    """Stop sending, then read and drop what the client is still sending (bounded in time and bytes).
+
+    Closing a socket with unread data makes the kernel reset the connection,
+    and a reset can destroy our answer before the client reads it (a 431 to a
+    client still sending its huge head, for instance).
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + seconds
+    received = 0
+    while received < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            data = recv(sock, remaining)
+        except PeerClosed:
+            return
+        if not data:
+            return
+        received += len(data)
 
 
 def chunk(data: bytes) -> bytes:
