@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proxy tests (tests/proxy, tests/e2e/proxy): curl, iproute2 (ip), util-linux (unshare),
-# Node >= 20 for the fetch preload test. Idempotent.
+# Node >= 20 for the fetch preload test, openssl for the CA tests, nginx for bench/proxy. Idempotent.
 # The e2e tests run every client inside `unshare -m -n` (a private network + mount
 # namespace, loopback only). If that does not work here, fail loudly: never skip them.
 set -euo pipefail
@@ -10,6 +10,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # tests/proxy/test_ca.py: openssl verify
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)  # bench/proxy (not the tests): the HTTPS upstream
 if [ ${#missing[@]} -gt 0 ]; then
     if declare -F apt_install >/dev/null; then
         apt_install "${missing[@]}" ca-certificates
@@ -27,4 +29,4 @@ if ! unshare -m -n sh -c 'ip link set lo up && mount --bind /etc/hosts /etc/host
     echo "The proxy e2e tests need it: run as root, or allow unprivileged user namespaces." >&2
     exit 1
 fi
-echo "30-proxy.sh: unshare -m -n works; curl, ip and node $(node --version) present"
+echo "30-proxy.sh: unshare -m -n works; curl, ip, openssl and node $(node --version) present"
