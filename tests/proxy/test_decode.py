@@ -154,7 +154,9 @@ def test_bomb_comes_out_in_bounded_pieces_and_can_be_abandoned(encoding, bombs):
     assert len(pieces) == 8
     assert all(0 < len(piece) <= PIECE for piece in pieces)
     assert set(b"".join(pieces)) == {0}
-    assert peak < 16 * PIECE + len(payload)  # nothing near the decoded size was ever held
+    # Nothing near the decoded size (256 MiB to 1 GiB) was ever held. tracemalloc counts every thread
+    # of the process (the leak scanner samples /proc in the background), so the bound leaves room for that.
+    assert peak < 64 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
