@@ -7,19 +7,17 @@ command), and compares what a caller can see.
 
 from __future__ import annotations
 
-import datetime
 import json
-import socket
-import ssl
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from tests.conftest import AUTHSOME, canary_key
+from tests.proxy.tls_helpers import ScriptedUpstream, write_test_pki
 
 NO_FASTPATH = {"AUTHSOME_NO_FASTPATH": "1"}
+OK_CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 ENV_DUMP = "import json, os; print(json.dumps(dict(os.environ)))"
 
 
@@ -124,93 +122,14 @@ def test_other_forms_are_left_to_click(openai, args, code, text):
 # ---- an injected request is audited (a custom provider for 'localhost', a real TLS upstream) ----------
 
 
-def _write_pki(directory) -> tuple[str, str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fast-run test CA")])
-
-    def build(subject, public_key, extensions):
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-        )
-        for extension, critical in extensions:
-            builder = builder.add_extension(extension, critical=critical)
-        return builder.sign(ca_key, hashes.SHA256())
-
-    ca = build(
-        ca_name,
-        ca_key.public_key(),
-        [
-            (x509.BasicConstraints(ca=True, path_length=None), True),
-            (x509.KeyUsage(False, False, False, False, False, True, True, False, False), True),
-            (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
-        ],
-    )
-    leaf = build(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]),
-        key.public_key(),
-        [
-            (x509.SubjectAlternativeName([x509.DNSName("localhost")]), False),
-            (x509.BasicConstraints(ca=False, path_length=None), True),
-            (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
-        ],
-    )
-    paths = (directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return tuple(str(p) for p in paths)
-
-
-class TlsUpstream:
-    """Answers each HTTPS request with 200 'ok' and keeps its Authorization header."""
-
-    def __init__(self, cert: str, key: str) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(60)
-        self.port = self.listener.getsockname()[1]
-        self.authorizations: list[str | None] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as tls:
-                    tls.settimeout(30)
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        chunk = tls.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
-                    lines = head.decode("latin-1").split("\r\n")
-                    found = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("authorization:")]
-                    self.authorizations.append(found[0] if found else None)
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-            except (OSError, ssl.SSLError):
-                continue
-
-    def close(self) -> None:
-        self.listener.close()
+def _authorizations(heads: list[bytes]) -> list[str | None]:
+    """The Authorization header of each request head the upstream received."""
+    found = []
+    for head in heads:
+        lines = head.decode("latin-1").split("\r\n")
+        values = [ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("authorization:")]
+        found.append(values[0] if values else None)
+    return found
 
 
 # The child ignores NO_PROXY (it lists localhost) and tunnels through the proxy named in HTTPS_PROXY.
@@ -238,13 +157,13 @@ PROVIDER = {
 
 @pytest.mark.parametrize("path_env", [{}, NO_FASTPATH], ids=["fast", "click"])
 def test_injection_is_audited(cli, tmp_path, path_env):
-    ca, cert, key = _write_pki(tmp_path)
+    ca, cert, key = write_test_pki(tmp_path)
     definition = tmp_path / "localtest.json"
     definition.write_text(json.dumps(PROVIDER))
     assert cli("register", str(definition)).returncode == 0
     secret = canary_key()
     cli.login_stdin("localtest", secret)
-    upstream = TlsUpstream(cert, key)
+    upstream = ScriptedUpstream(cert, key, lambda n, head: OK_CLOSE)
     try:
         proc = cli(
             "run",
@@ -261,7 +180,7 @@ def test_injection_is_audited(cli, tmp_path, path_env):
         upstream.close()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
-    assert upstream.authorizations == [f"Bearer {secret}"]  # the placeholder was replaced by the key
+    assert _authorizations(upstream.heads) == [f"Bearer {secret}"]  # the placeholder was replaced by the key
     events = [json.loads(line) for line in (cli.home / "audit.log").read_text().splitlines()]
     injects = [e for e in events if e["event"] == "inject"]
     assert len(injects) == 1

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from authsome.providers.model import Injection
 from authsome.proxy.routes import Route
 from authsome.proxy.runner import ProxyThread
 from authsome.proxy.server import ProxyServer
 
-from .tls_helpers import ScriptedUpstream, connect_through, read_head, write_test_pki
+from .tls_helpers import ScriptedUpstream, bearer_injection, connect_through, read_head, write_test_pki
 
 KEY = "sk-unit-0123456789abcdefghij"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-def injection() -> Injection:
-    inj = Injection()
-    inj.headers = [("Authorization", f"Bearer {KEY}")]
-    inj.replaces = ["authorization"]
-    inj.secret_values = [KEY]
-    return inj
+def injection():
+    return bearer_injection(KEY)
 
 
 @pytest.fixture

@@ -17,25 +17,20 @@ import time
 import h11
 import pytest
 
-from authsome.providers.model import Injection
 from authsome.proxy import relay as relay_module
 from authsome.proxy import wire
 from authsome.proxy.routes import Route
 from authsome.proxy.runner import ProxyThread
 from authsome.proxy.server import ProxyServer
 
-from .tls_helpers import RawUpstream, connect_through, write_test_pki
+from .tls_helpers import RawUpstream, bearer_injection, connect_through, write_test_pki
 
 KEY = "sk-unit-framing-0123456789abcdef"
 WAIT = 10.0  # bound on every wait of a test
 
 
-def injection() -> Injection:
-    inj = Injection()
-    inj.headers = [("Authorization", f"Bearer {KEY}")]
-    inj.replaces = ["authorization"]
-    inj.secret_values = [KEY]
-    return inj
+def injection():
+    return bearer_injection(KEY)
 
 
 # -- an independent parser for what the upstream received ---------------------------------------------------

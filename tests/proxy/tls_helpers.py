@@ -67,17 +67,17 @@ def read_head(sock) -> bytes:
     return data
 
 
-class ScriptedUpstream:
-    """TLS server on 127.0.0.1; ``script(n, head) -> bytes | None`` answers request n (None: close)."""
+class _TlsListener:
+    """A TLS server socket on 127.0.0.1 that hands each accepted raw socket to ``_serve`` on its own thread."""
 
-    def __init__(self, cert: str, key: str, script) -> None:
+    def __init__(self, cert: str, key: str) -> None:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
-        self.script = script
-        self.heads: list[bytes] = []
         self.connections = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+
+    def _listen(self) -> None:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -88,6 +88,22 @@ class ScriptedUpstream:
                 return
             self.connections += 1
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ScriptedUpstream(_TlsListener):
+    """TLS server on 127.0.0.1; ``script(n, head) -> bytes | None`` answers request n (None: close)."""
+
+    def __init__(self, cert: str, key: str, script) -> None:
+        super().__init__(cert, key)
+        self.script = script
+        self.heads: list[bytes] = []
+        self._listen()
 
     def _serve(self, raw) -> None:
         try:
@@ -101,8 +117,16 @@ class ScriptedUpstream:
         except (OSError, ssl.SSLError):
             return
 
-    def close(self) -> None:
-        self.sock.close()
+
+def bearer_injection(key: str):
+    """The ``Injection`` of an ``Authorization: Bearer <key>`` provider."""
+    from authsome.providers.model import Injection
+
+    inj = Injection()
+    inj.headers = [("Authorization", f"Bearer {key}")]
+    inj.replaces = ["authorization"]
+    inj.secret_values = [key]
+    return inj
 
 
 def connect_through(proxy_address, target: str, password: str, cafile: str, server_hostname: str) -> ssl.SSLSocket:
@@ -193,7 +217,7 @@ class UpstreamConn:
         self.tls.sendall(data)
 
 
-class RawUpstream:
+class RawUpstream(_TlsListener):
     """TLS server on 127.0.0.1: ``handler(conn: UpstreamConn)`` runs for each connection, in its own thread.
 
     ``conns`` lists every connection in accept order, so a test can assert on the
@@ -201,24 +225,13 @@ class RawUpstream:
     """
 
     def __init__(self, cert: str, key: str, handler, timeout: float = 10.0) -> None:
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
+        super().__init__(cert, key)
         self.handler = handler
         self.timeout = timeout
         self.conns: list[UpstreamConn] = []
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+        self._listen()
 
     def _serve(self, raw) -> None:
         raw.settimeout(self.timeout)
@@ -243,6 +256,3 @@ class RawUpstream:
     def received(self) -> bytes:
         """Everything received, on all connections, in accept order."""
         return b"".join(bytes(conn.raw) for conn in list(self.conns))
-
-    def close(self) -> None:
-        self.sock.close()
