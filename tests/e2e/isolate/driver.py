@@ -11,7 +11,6 @@ saw to the config's ``result`` path.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -21,7 +20,7 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 
-from upstream import Upstream  # noqa: E402
+from upstream import start_in_thread as start_upstream  # noqa: E402
 
 
 class HostServices:
@@ -69,21 +68,6 @@ class HostServices:
             except OSError:
                 return
             self.seen["udp"] += 1
-
-
-def start_upstream(config: dict) -> None:
-    ready = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        upstream = Upstream(config["upstream_cert"], config["upstream_key"], config["records"])
-        loop.run_until_complete(upstream.start())
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True).start()
-    if not ready.wait(10):
-        raise SystemExit("upstream did not start")
 
 
 def routes_from_home(home: str) -> list:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.proxy.scenario import NODE_FETCH_STREAM
+
 pytestmark = pytest.mark.e2e
 
 PLACEHOLDER = "authsome-proxy-managed"
@@ -43,27 +45,6 @@ def test_curl_gets_the_key_injected(scenario):
     assert [e["host"] for e in outcome.audit] == ["api.openai.com"]
 
 
-NODE_SCRIPT = """
-(async () => {
-  const models = await (await fetch('https://api.openai.com/v1/models')).json();
-  const res = await fetch('https://api.openai.com/stream');
-  const reader = res.body.getReader();
-  const arrivals = [], sent = [];
-  let text = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += Buffer.from(value).toString();
-    let nl;
-    while ((nl = text.indexOf('\\n')) !== -1) {
-      arrivals.push(Date.now() / 1000);
-      sent.push(Number(text.slice(0, nl).split(' ').pop()));
-      text = text.slice(nl + 1);
-    }
-  }
-  console.log(JSON.stringify({model: models.data[0].id, env: process.env.OPENAI_API_KEY, arrivals, sent}));
-})().catch((err) => { console.error(String(err)); process.exit(1); });
-"""
 
 
 def _node_outside_usr(scenario) -> str:
@@ -83,7 +64,7 @@ def _node_outside_usr(scenario) -> str:
 
 def test_node_from_outside_usr_fetches_and_streams(scenario):
     node = _node_outside_usr(scenario)
-    (scenario.work / "agent.js").write_text(NODE_SCRIPT)
+    (scenario.work / "agent.js").write_text(NODE_FETCH_STREAM)
     (scenario.work / "agent.js").chmod(0o644)
     outcome = scenario.run([node, "agent.js"])
     assert outcome.status == 0, (outcome.error, outcome.stderr[-2000:])

@@ -8,33 +8,16 @@ the config's ``result`` path. The child's stdout/stderr pass through.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import threading
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
-from upstream import Upstream  # noqa: E402
+from upstream import start_in_thread as start_upstream  # noqa: E402
 
 from authsome.providers.parse import parse_provider  # noqa: E402
 from authsome.proxy.routes import Route  # noqa: E402
 from authsome.proxy.runner import run_with_proxy  # noqa: E402
-
-
-def start_upstream(config: dict) -> None:
-    ready = threading.Event()
-
-    def serve() -> None:
-        loop = asyncio.new_event_loop()
-        upstream = Upstream(config["upstream_cert"], config["upstream_key"], config["records"])
-        loop.run_until_complete(upstream.start())
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=serve, daemon=True).start()
-    if not ready.wait(10):
-        raise SystemExit("upstream did not start")
 
 
 def make_route(spec: dict) -> Route:

@@ -36,3 +36,26 @@ DEFAULT_ROUTES = [
     {"provider": OPENAI, "secrets": {"api_key": OPENAI_KEY}},
     {"provider": ANTHROPIC, "secrets": {"api_key": ANTHROPIC_KEY}},
 ]
+
+#: Node 20 `fetch` through the proxy: a model list, then the stream with each line's arrival and send times.
+NODE_FETCH_STREAM = """
+(async () => {
+  const models = await (await fetch('https://api.openai.com/v1/models')).json();
+  const res = await fetch('https://api.openai.com/stream');
+  const reader = res.body.getReader();
+  const arrivals = [], sent = [];
+  let text = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString();
+    let nl;
+    while ((nl = text.indexOf('\\n')) !== -1) {
+      arrivals.push(Date.now() / 1000);
+      sent.push(Number(text.slice(0, nl).split(' ').pop()));
+      text = text.slice(nl + 1);
+    }
+  }
+  console.log(JSON.stringify({model: models.data[0].id, env: process.env.OPENAI_API_KEY, arrivals, sent}));
+})().catch((err) => { console.error(String(err)); process.exit(1); });
+"""

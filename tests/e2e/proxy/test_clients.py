@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from .scenario import ANTHROPIC_KEY, OPENAI_KEY
+from .scenario import ANTHROPIC_KEY, NODE_FETCH_STREAM, OPENAI_KEY
 
 pytestmark = pytest.mark.e2e
 PLACEHOLDER = "authsome-proxy-managed"
@@ -182,32 +182,11 @@ def test_requests_chunked_stream(run_in_netns):
 
 
 def test_node_fetch_via_preload(run_in_netns):
-    js = """
-        (async () => {
-          const models = await (await fetch('https://api.openai.com/v1/models')).json();
-          const res = await fetch('https://api.openai.com/stream');
-          const reader = res.body.getReader();
-          const arrivals = [], sent = [];
-          let text = '';
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            text += Buffer.from(value).toString();
-            let nl;
-            while ((nl = text.indexOf('\\n')) !== -1) {
-              arrivals.push(Date.now() / 1000);
-              sent.push(Number(text.slice(0, nl).split(' ').pop()));
-              text = text.slice(nl + 1);
-            }
-          }
-          console.log(JSON.stringify({ id: models.data[0].id, arrivals, sent, key: process.env.OPENAI_API_KEY }));
-        })().catch((e) => { console.error(e); process.exit(3); });
-    """
-    result = run_in_netns(["node", "-e", js])
+    result = run_in_netns(["node", "-e", NODE_FETCH_STREAM])
     assert result.status == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["id"] == "gpt-test"
-    assert out["key"] == PLACEHOLDER
+    assert out["model"] == "gpt-test"
+    assert out["env"] == PLACEHOLDER
     assert_incremental(out["arrivals"], out["sent"])
     assert_injected(result)
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import ssl
 import struct
+import threading
 import time
 
 import h11
@@ -315,3 +316,19 @@ def _anthropic_events():
         )
     ]
     return first + deltas + last
+
+
+def start_in_thread(config: dict) -> None:
+    """Serve an ``Upstream`` from the driver config on its own event loop in a daemon thread."""
+    ready = threading.Event()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        upstream = Upstream(config["upstream_cert"], config["upstream_key"], config["records"])
+        loop.run_until_complete(upstream.start())
+        ready.set()
+        loop.run_forever()
+
+    threading.Thread(target=serve, daemon=True).start()
+    if not ready.wait(10):
+        raise SystemExit("upstream did not start")
