@@ -553,6 +553,37 @@ def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
     assert sent < total
 
 
+def test_an_early_413_stops_the_upload_even_when_the_upstream_keeps_reading(env):
+    """Like nginx: answer 413, then read and drop the rest (lingering close); the proxy must stop sending."""
+    total = 256 * 1024 * 1024
+
+    def handler(conn):
+        conn.read_head()
+        conn.read_exact(64 * 1024)
+        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n")
+        conn.tls.settimeout(3)
+        conn.drain()  # until the proxy closes (or 3 s pass)
+
+    upstream = env.upstream(handler)
+    client = env.client(upstream)
+    client.request("POST", "/upload", f"Content-Length: {total}\r\n")
+    piece, sent = b"x" * 65536, 0
+    client.tls.settimeout(2)
+    try:
+        while sent < total:
+            client.tls.sendall(piece)
+            sent += len(piece)
+    except OSError:
+        pass  # the proxy answered and closed
+    client.tls.settimeout(WAIT)
+    data, _ = client.read_raw()
+    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
+    assert data.endswith(b"too big\n")
+    assert sent < total
+    # Without the watch, the proxy pushes the whole body into a draining upstream.
+    assert len(upstream.conns[0].raw) < total // 4
+
+
 # -- a broken upstream ------------------------------------------------------------------------------------------
 
 

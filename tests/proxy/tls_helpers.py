@@ -234,6 +234,9 @@ class RawUpstream(_TlsListener):
         self._listen()
 
     def _serve(self, raw) -> None:
+        # As real servers do: without it a small answer can wait for an ACK (Nagle), and a handler
+        # that closes with unread input resets the connection, destroying that answer unsent.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.settimeout(self.timeout)
         try:
             tls = self.ctx.wrap_socket(raw, server_side=True)

@@ -13,6 +13,7 @@ so the upstream sees exactly the message boundaries the proxy saw.
 from __future__ import annotations
 
 import select
+import socket
 import ssl
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -37,8 +38,8 @@ class UpstreamError(Exception):
     """The upstream could not be reached or verified; the message is safe to show."""
 
 
-class _ClientGone(Exception):
-    """The client went away while its request body was being relayed."""
+class _EndConnection(Exception):
+    """The exchange cannot go on (the client went away, or a response broke off): close the connection."""
 
 
 class HttpRelay:
@@ -177,7 +178,7 @@ class HttpRelay:
                     return False
                 self.close_upstream()
                 retry_allowed = False
-            except _ClientGone:
+            except _EndConnection:
                 return False
 
     def _upstream_head(self, request: Head, target: bytes, prepared: Prepared | None) -> bytes:
@@ -247,12 +248,12 @@ class HttpRelay:
         return self.up in readable and self.sock not in readable
 
     def _pump_body(self, framing: str) -> bool:
-        """Relay the rest of the request body; False when the upstream stopped taking it."""
+        """Relay the rest of the request body; False when the upstream stopped taking it or answered early."""
         while True:
             try:
                 event = wire.next_event(self.reader, IO_TIMEOUT)
             except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
-                raise _ClientGone() from None
+                raise _EndConnection() from None
             data = LAST_CHUNK if event is END and framing == "chunked" else b"" if event is END else None
             try:
                 wire.send(self.up, data if data is not None else body_frame(framing, event))
@@ -260,6 +261,39 @@ class HttpRelay:
                 return False  # it may have answered already (413, 401): relay that
             if event is END:
                 return True
+            if self._upstream_answered_early():
+                return False
+
+    def _upstream_answered_early(self) -> bool:
+        """Has the upstream begun its response while the request body is still being sent?
+
+        A server refusing an upload (413, 401) answers at once and may read no
+        further; RFC 9112 section 9.3 asks a client to watch for that and stop
+        sending, rather than push the rest of a large body at it.
+        """
+        up, reader = self.up, self.up_reader
+        if reader.events:
+            return True
+        if not (self.tls and up.pending()) and not select.select([up], [], [], 0)[0]:
+            return False
+        try:
+            if self.tls:
+                up.settimeout(0.0)
+                data = up.recv(wire.READ_SIZE)
+            else:
+                data = up.recv(wire.READ_SIZE, socket.MSG_DONTWAIT)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False  # TLS housekeeping only (a session ticket): no response yet
+        except (OSError, ssl.SSLError):
+            return True  # broken: reading the response reports it
+        if not data:
+            return True  # closed: reading the response reports it
+        try:
+            reader.feed(data)
+        except (HeadTooLarge, httptools.HttpParserError):
+            wire.send_simple_response(self.sock, 502, "authsome proxy: the upstream sent a malformed response")
+            raise _EndConnection() from None
+        return True
 
     def _relay_response(self, request: Head, route, prepared, framing: str, body_done: bool) -> bool:
         scrubber = prepared.scrubber if prepared is not None else None
@@ -277,14 +311,19 @@ class HttpRelay:
             # Informational (100 Continue, 103 Early Hints): relay, then the real response follows.
             self._drop_end(up_reader)
             wire.send(self.sock, self._client_head(head, scrubber, head.headers))
-            if head.status == 100 and not body_done:
+            if not body_done:
                 body_done = self._pump_body(framing)
         self._audit(request, route, prepared, head.status)  # before the response goes out: never lost at exit
         if head.status == 101:
             self._drop_end(up_reader)
             self._splice_upgraded(head, scrubber)
             return False
-        return self._relay_body(request, head, scrubber, must_close=not body_done or request.upgrade)
+        keep = self._relay_body(request, head, scrubber, must_close=not body_done or request.upgrade)
+        if not body_done:
+            # The client may still be sending the body: a close now would reset the
+            # connection and could destroy the answer before the client reads it.
+            wire.lingering_close(self.sock)
+        return keep
 
     def _relay_body(self, request: Head, head: Head, scrubber, must_close: bool = False) -> bool:
         """Relay the final response; True when both connections may be kept."""
@@ -341,7 +380,7 @@ class HttpRelay:
             try:
                 event = wire.next_event(up_reader, IO_TIMEOUT)
             except (PeerClosed, HeadTooLarge, httptools.HttpParserError):
-                raise _ClientGone() from None  # the response started: all we can do is close
+                raise _EndConnection() from None  # the response started: all we can do is close
             try:
                 if event is END:
                     tail = body.feed(decoder.flush()) if decoder is not None else b""
@@ -361,7 +400,7 @@ class HttpRelay:
                         wire.send(self.sock, out)
                         out.clear()
             except BodyDecodeError:
-                raise _ClientGone() from None  # corrupt compressed data mid-response: all we can do is close
+                raise _EndConnection() from None  # corrupt compressed data mid-response: all we can do is close
         if not (keep and up_reader.reusable):
             self.close_upstream()
         return keep

@@ -145,10 +145,10 @@ def send_simple_response(sock, status: int, message: str, extra_headers=None) ->
         send(sock, simple_response(status, message, extra_headers))
     except PeerClosed:
         return
-    _lingering_close(sock)
+    lingering_close(sock)
 
 
-def _lingering_close(sock, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+def lingering_close(sock, seconds: float = 1.0, limit: int = 1 << 20) -> None:
     """Stop sending, then read and drop what the client is still sending (bounded in time and bytes).
 
     Closing a socket with unread data makes the kernel reset the connection,
