@@ -148,6 +148,29 @@ def test_head_limit_applies_to_the_second_request_on_a_connection():
             reader.feed(head[i : i + 1000])
 
 
+@pytest.mark.parametrize("before", [b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n", b"x" * 5], ids=["pipelined", "body-end"])
+def test_head_that_begins_inside_the_read_ending_the_previous_message_is_measured_whole(before):
+    """The first 60 KB of the head arrive with the end of the previous message, the rest alone."""
+    reader = RequestReader(None)
+    if before.startswith(b"x"):
+        reader.feed(b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nxxxxx")
+    head = big_head(MAX_HEAD_BYTES + 8000)
+    with pytest.raises(HeadTooLarge):
+        reader.feed(before + head[:60_000])
+        reader.feed(head[60_000:])
+
+
+def test_small_heads_in_large_reads_are_accepted():
+    """A read as large as the limit that ends one message and starts the next is not a large head."""
+    reader = RequestReader(None)
+    body = b"b" * (MAX_HEAD_BYTES - 200)
+    reader.feed(b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+    reader.feed(body + b"GET /2 HTTP/1.1\r\nHo")
+    reader.feed(b"st: a\r\n" + b"X-Pad: p\r\n" * 10 + b"\r\n")
+    heads = [e for e in reader.events if isinstance(e, Head)]
+    assert [h.target for h in heads] == [b"/1", b"/2"]
+
+
 # -- requests: bodies, pipelining, CONNECT -----------------------------------------------------------------
 
 

@@ -490,6 +490,23 @@ def test_connection_cannot_strip_the_headers_that_frame_a_request(env):
     assert body == smuggled.encode()
 
 
+def test_every_connection_field_is_honoured_in_both_directions(env):
+    """Two Connection fields: the headers the second one names are hop-by-hop too."""
+    upstream = env.upstream(
+        answering(lambda h, b: ok(b"fine", b"Connection: keep-alive\r\nConnection: X-Up-Hop\r\nX-Up-Hop: 1\r\nX-End: 2\r\n"))
+    )
+    client = env.client(upstream)
+    client.request("GET", "/", "Connection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\nX-End-To-End: 2\r\n")
+    status, headers, body, _ = client.response()
+    assert (status, body) == (200, b"fine")
+    assert b"x-end" in headers and not {b"connection", b"x-up-hop"} & set(headers)
+    requests, _ = parse_requests(upstream.received)
+    names = set(requests[0][2])
+    assert b"x-end-to-end" in names and not {b"connection", b"x-hop"} & names
+    client.request("GET", "/again")  # "keep-alive" was honoured: same connection
+    assert client.response()[2] == b"fine" and len(upstream.conns) == 1
+
+
 # -- Expect: 100-continue --------------------------------------------------------------------------------------
 
 

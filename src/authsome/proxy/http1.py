@@ -46,6 +46,7 @@ class Head:
     version = "1.1"
     keep_alive = True
     upgrade = False
+    _framing: str | None = None
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
@@ -62,6 +63,11 @@ class Head:
 
     def framing(self) -> str:
         """How the body is delimited: ``chunked``, ``length`` or ``none`` (``eof`` is decided by the reader)."""
+        if self._framing is None:
+            self._framing = self._find_framing()
+        return self._framing
+
+    def _find_framing(self) -> str:
         index = self.index
         if b"transfer-encoding" in index:
             # Chunked only when it is the final coding (RFC 9112 6.3); llhttp refuses any other
@@ -85,6 +91,9 @@ class _Reader:
         self._first_line = b""  # the request target, or a response's reason phrase
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head began
+        # Never less than the current head's size: every read that holds part of it, whole.
+        self._head_bound = 0
+        self._feeding = 0  # size of the read being parsed
         self._in_head = True
         self._parser = self._parser_class(self)
         #: After a protocol switch (CONNECT, Upgrade, ``101``): the bytes that followed the head.
@@ -104,7 +113,10 @@ class _Reader:
     def on_headers_complete(self) -> None:
         headers = self._headers
         # Measured here too: the read that completes a head may be the one that takes it past the limit.
-        if len(self._first_line) + 4 * len(headers) + sum(len(k) + len(v) for k, v in headers) > MAX_HEAD_BYTES:
+        # The exact measure is needed only when the upper bound is over the limit.
+        if self._head_bound > MAX_HEAD_BYTES and (
+            len(self._first_line) + 4 * len(headers) + sum(len(k) + len(v) for k, v in headers) > MAX_HEAD_BYTES
+        ):
             raise HeadTooLarge()
         self._head = head = Head()
         head.headers = headers
@@ -114,7 +126,7 @@ class _Reader:
         first_line, self._first_line, self._headers = self._first_line, b"", []
         self._complete_head(head, first_line)  # may raise _SkipBody (a response to HEAD)
         self._in_head = False
-        self._head_bytes = 0
+        self._head_bytes = self._head_bound = 0
         self.events.append(head)
 
     def on_body(self, body: bytes) -> None:
@@ -124,6 +136,7 @@ class _Reader:
         self.events.append(END)
         self._headers = []  # trailer fields, if any: not passed on
         self._in_head = True  # what follows starts the next message
+        self._head_bound = self._feeding  # which may begin in this very read
 
     def _complete_head(self, head: Head, first_line: bytes) -> None:
         raise NotImplementedError
@@ -131,12 +144,15 @@ class _Reader:
     # -- feeding --------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raises ``httptools.HttpParserError`` or ``HeadTooLarge``."""
-        self.fed += len(data)
+        size = len(data)
+        self.fed += size
         if self.upgraded is not None:  # no longer HTTP: keep the bytes for the relay
             self.upgraded += data
             return
+        self._feeding = size
         if self._in_head:
-            self._head_bytes += len(data)
+            self._head_bytes += size
+            self._head_bound += size
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -214,6 +230,7 @@ class ResponseReader(_Reader):
         self._in_head = True
         self._pending = b""
         self._head_bytes = 0
+        self._head_bound = self._feeding
         if rest:
             self.reusable = False
 

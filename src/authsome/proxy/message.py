@@ -44,15 +44,25 @@ class Prepared:
         self.scrubber = scrubber
 
 
-def without_connection_headers(headers: list[tuple[bytes, bytes]], connection: bytes) -> list[tuple[bytes, bytes]]:
-    """``headers`` without ``Connection`` and the headers it names, except those that frame the message.
+def connection_scoped(head, dropped: frozenset) -> frozenset:
+    """``dropped`` plus ``Connection`` and the headers it names (RFC 9110 7.6.1), except those that frame the message.
 
     ``Connection: content-length`` must not strip the length of a body the proxy passes on as it is
     (the receiver would read the body as the next message), nor ``Connection: host`` the Host.
+    Every ``Connection`` field counts, not only the first.
     """
-    named = {token.strip().lower() for token in connection.split(b",")} - _NEVER_CONNECTION_SCOPED
-    named.add(b"connection")
-    return [(k, v) for k, v in headers if k.lower() not in named]
+    value = head.index.get(b"connection")
+    if value is None:
+        return dropped
+    if head.count(b"connection") == 1 and value.lower() in _SIMPLE_CONNECTION:
+        return dropped | _CONNECTION  # the common "keep-alive" / "close": it names no other header
+    fields = [field for name, field in head.headers if name.lower() == b"connection"]
+    named = {token.strip().lower() for field in fields for token in field.split(b",")}
+    return dropped | (named - _NEVER_CONNECTION_SCOPED) | _CONNECTION
+
+
+_CONNECTION = frozenset({b"connection"})
+_SIMPLE_CONNECTION = (b"keep-alive", b"close")
 
 
 def body_frame(framing: str, piece: bytes) -> bytes:

@@ -23,7 +23,7 @@ import httptools
 from authsome.proxy import wire
 from authsome.proxy.decode import BodyDecodeError, UndecodableBody, decoder_for
 from authsome.proxy.http1 import END, Head, HeadTooLarge, RequestReader, ResponseReader
-from authsome.proxy.message import Prepared, body_frame, with_query, without_connection_headers
+from authsome.proxy.message import Prepared, body_frame, connection_scoped, with_query
 from authsome.proxy.wire import HEAD_TIMEOUT, IO_TIMEOUT, LAST_CHUNK, PeerClosed
 
 if TYPE_CHECKING:
@@ -183,13 +183,12 @@ class HttpRelay:
 
     def _upstream_head(self, request: Head, target: bytes, prepared: Prepared | None) -> bytes:
         dropped = prepared.dropped if prepared is not None else wire.HOP_BY_HOP
-        headers = request.headers
-        if b"connection" in request.index and not request.upgrade:
+        if not request.upgrade:
             # Hop-by-hop: the proxy keeps its upstream connection as it sees fit. (An upgrade
             # request's "Connection: Upgrade" must reach the upstream.)
-            headers = without_connection_headers(headers, request.index[b"connection"])
+            dropped = connection_scoped(request, dropped)
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target)]
-        lines += [b"%s: %s\r\n" % (k, v) for k, v in headers if k.lower() not in dropped]
+        lines += [b"%s: %s\r\n" % (k, v) for k, v in request.headers if k.lower() not in dropped]
         if prepared is not None:
             lines.append(prepared.header_lines)
         lines.append(b"\r\n")
@@ -350,11 +349,10 @@ class HttpRelay:
                 client_framing = "chunked"
         if eof_delimited:
             client_framing, keep = "eof", False
-        if b"connection" in head.index:  # hop-by-hop (RFC 9110 7.6.1): it and what it names stay here
-            headers = without_connection_headers(headers, head.index[b"connection"])
+        # Hop-by-hop (RFC 9110 7.6.1): Connection and what it names stay here.
+        out = bytearray(self._client_head(head, scrubber, headers, connection_scoped(head, wire.HOP_BY_HOP)))
         if not keep:
-            headers = [*headers, (b"connection", b"close")]  # the client is told whenever the proxy will close
-        out = bytearray(self._client_head(head, scrubber, headers))
+            out[-2:-2] = b"connection: close\r\n"  # the client is told whenever the proxy will close
         up_reader = self.up_reader
         events = up_reader.events
         if (
@@ -410,14 +408,12 @@ class HttpRelay:
         if reader.events and reader.events[0] is END:
             reader.events.popleft()
 
-    def _client_head(self, head: Head, scrubber, headers) -> bytes:
-        hop = wire.HOP_BY_HOP
-        headers = [(k, v) for k, v in headers if k.lower() not in hop]
-        reason = head.reason
-        if scrubber is not None:
-            headers = scrubber.scrub_headers(headers)
-            reason = scrubber.scrub(reason)
-        return wire.response_head(head.status, reason, headers)
+    @staticmethod
+    def _client_head(head: Head, scrubber, headers, dropped: frozenset = wire.HOP_BY_HOP) -> bytes:
+        """The response head for the client, without ``dropped`` headers, secrets scrubbed from all of it."""
+        data = wire.response_head(head.status, head.reason, [(k, v) for k, v in headers if k.lower() not in dropped])
+        # Same-length markers, and no secret form holds CR or LF: the head's framing is unchanged.
+        return scrubber.scrub(data) if scrubber is not None else data
 
     def _audit(self, request: Head, route, prepared, status: int) -> None:
         if prepared is None or route is None:

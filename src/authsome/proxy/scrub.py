@@ -95,12 +95,6 @@ class Scrubber:
                 data = data.replace(pattern, _marker(len(pattern)))
         return data
 
-    def scrub_headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """``headers`` with every value scrubbed (one search over all values in the common case)."""
-        if self._any is None or self._any.search(b"\0".join(value for _, value in headers)) is None:
-            return headers
-        return [(name, self.scrub(value)) for name, value in headers]
-
     def pending_tail(self, data: bytes) -> int:
         """Length of the longest suffix of ``data`` that begins some pattern."""
         longest = 0
