@@ -9,6 +9,7 @@ What the upstream received is checked with a second, independent parser
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -182,6 +183,17 @@ def env(tmp_path):
     environment = Env(tmp_path)
     yield environment
     environment.close()
+
+
+@pytest.fixture(params=[False, True], ids=["few-fds", "fds-over-1024"])
+def crowded(request):
+    """Optionally hold 1100 descriptors first, so the proxy's sockets get numbers select() cannot watch."""
+    fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100 if request.param else 0)]
+    try:
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def answering(answer):
@@ -510,7 +522,7 @@ def test_every_connection_field_is_honoured_in_both_directions(env):
 # -- Expect: 100-continue --------------------------------------------------------------------------------------
 
 
-def test_expect_100_continue_when_the_upstream_answers_100(env):
+def test_expect_100_continue_when_the_upstream_answers_100(crowded, env):
     def handler(conn):
         head = conn.read_head()
         assert b"expect: 100-continue" in head.lower()
@@ -527,7 +539,7 @@ def test_expect_100_continue_when_the_upstream_answers_100(env):
     assert (status, body) == (200, b"hello") and upstream.errors == []
 
 
-def test_expect_100_continue_when_the_upstream_refuses_at_once(env):
+def test_expect_100_continue_when_the_upstream_refuses_at_once(crowded, env):
     def handler(conn):
         conn.read_head()
         conn.send(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 6\r\n\r\ndenied")
@@ -570,7 +582,7 @@ def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
     assert sent < total
 
 
-def test_an_early_413_stops_the_upload_even_when_the_upstream_keeps_reading(env):
+def test_an_early_413_stops_the_upload_even_when_the_upstream_keeps_reading(crowded, env):
     """Like nginx: answer 413, then read and drop the rest (lingering close); the proxy must stop sending."""
     total = 256 * 1024 * 1024
 

@@ -12,7 +12,6 @@ so the upstream sees exactly the message boundaries the proxy saw.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -243,8 +242,8 @@ class HttpRelay:
         """With ``Expect: 100-continue``: wait for the upstream's answer or the client's body."""
         if self.reader.events or (self.tls and self.sock.pending()):
             return False
-        readable, _, _ = select.select([self.sock, self.up], [], [], IO_TIMEOUT)
-        return self.up in readable and self.sock not in readable
+        ready = wire.readable([self.sock, self.up], IO_TIMEOUT)
+        return self.up in ready and self.sock not in ready
 
     def _pump_body(self, framing: str) -> bool:
         """Relay the rest of the request body; False when the upstream stopped taking it or answered early."""
@@ -273,7 +272,7 @@ class HttpRelay:
         up, reader = self.up, self.up_reader
         if reader.events:
             return True
-        if not (self.tls and up.pending()) and not select.select([up], [], [], 0)[0]:
+        if not (self.tls and up.pending()) and not wire.readable([up], 0):
             return False
         try:
             if self.tls:

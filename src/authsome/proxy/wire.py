@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import struct
@@ -80,6 +81,18 @@ def send(sock, data) -> None:
             sock.sendall(memoryview(data)[sent:])
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise PeerClosed(type(exc).__name__) from None
+
+
+def readable(socks: list, timeout: float) -> list:
+    """Those of ``socks`` with something to read, or closed, within ``timeout`` seconds.
+
+    poll(), not select(): a busy proxy can hold descriptors above select's limit of 1024.
+    """
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(int(timeout * 1000))}
+    return [sock for sock in socks if sock.fileno() in ready]
 
 
 def next_event(reader, timeout: float):
