@@ -556,18 +556,13 @@ def test_expect_100_continue_when_the_upstream_refuses_at_once(crowded, env):
     assert upstream.received.count(b"\r\n\r\n") == 1 and upstream.received.startswith(b"POST /c ")
 
 
-def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
-    def handler(conn):
-        conn.read_head()
-        conn.read_exact(64 * 1024)
-        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n")
-        # returning closes the connection with the rest of the upload unread
+TOO_BIG = b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n"
 
-    upstream = env.upstream(handler)
-    client = env.client(upstream)
-    total = 16 * 1024 * 1024
+
+def upload_until_refused(client, total: int, piece_size: int) -> tuple[int, bytes]:
+    """POST ``total`` bytes until the proxy stops taking them; (bytes sent, raw answer)."""
     client.request("POST", "/upload", f"Content-Length: {total}\r\n")
-    piece, sent = b"x" * 16384, 0
+    piece, sent = b"x" * piece_size, 0
     client.tls.settimeout(2)
     try:
         while sent < total:
@@ -576,7 +571,18 @@ def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
     except OSError:
         pass  # the proxy stopped reading (a timeout) or closed: the answer is on its way
     client.tls.settimeout(WAIT)
-    data, _ = client.read_raw()
+    return sent, client.read_raw()[0]
+
+
+def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
+    def handler(conn):
+        conn.read_head()
+        conn.read_exact(64 * 1024)
+        conn.send(TOO_BIG)
+        # returning closes the connection with the rest of the upload unread
+
+    total = 16 * 1024 * 1024
+    sent, data = upload_until_refused(env.client(env.upstream(handler)), total, 16384)
     assert data.startswith(b"HTTP/1.1 413 "), data[:200]
     assert data.endswith(b"too big\n")
     assert sent < total
@@ -584,28 +590,17 @@ def test_upstream_answering_413_and_closing_mid_upload_reaches_the_client(env):
 
 def test_an_early_413_stops_the_upload_even_when_the_upstream_keeps_reading(crowded, env):
     """Like nginx: answer 413, then read and drop the rest (lingering close); the proxy must stop sending."""
-    total = 256 * 1024 * 1024
 
     def handler(conn):
         conn.read_head()
         conn.read_exact(64 * 1024)
-        conn.send(b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n")
+        conn.send(TOO_BIG)
         conn.tls.settimeout(3)
         conn.drain()  # until the proxy closes (or 3 s pass)
 
+    total = 256 * 1024 * 1024
     upstream = env.upstream(handler)
-    client = env.client(upstream)
-    client.request("POST", "/upload", f"Content-Length: {total}\r\n")
-    piece, sent = b"x" * 65536, 0
-    client.tls.settimeout(2)
-    try:
-        while sent < total:
-            client.tls.sendall(piece)
-            sent += len(piece)
-    except OSError:
-        pass  # the proxy answered and closed
-    client.tls.settimeout(WAIT)
-    data, _ = client.read_raw()
+    sent, data = upload_until_refused(env.client(upstream), total, 65536)
     assert data.startswith(b"HTTP/1.1 413 "), data[:200]
     assert data.endswith(b"too big\n")
     assert sent < total
