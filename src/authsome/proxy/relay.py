@@ -280,7 +280,7 @@ class HttpRelay:
                 data = up.recv(wire.READ_SIZE)
             else:
                 data = up.recv(wire.READ_SIZE, socket.MSG_DONTWAIT)
-        except (ssl.SSLWantReadError, BlockingIOError):
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
             return False  # TLS housekeeping only (a session ticket): no response yet
         except (OSError, ssl.SSLError):
             return True  # broken: reading the response reports it
