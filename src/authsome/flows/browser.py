@@ -6,7 +6,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from authsome.errors import UsageError
-from authsome.flows.endpoints import is_loopback_host
+from authsome.loopback import is_loopback_host
 
 Announce = Callable[[str], None]
 

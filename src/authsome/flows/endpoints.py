@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from authsome.errors import ProviderDefinitionError, UsageError
-
-_ENDPOINT_KEYS = (
-    "authorization_url",
-    "token_url",
-    "device_authorization_url",
-    "registration_url",
-    "revocation_url",
-    "discovery_url",
-)
+from authsome.loopback import is_loopback_host
+from authsome.providers.oauth_spec import OAUTH_ENDPOINT_KEYS
 
 
 @dataclass(frozen=True)
@@ -41,17 +33,6 @@ class OAuthEndpoints:
                 hint="Choose another --flow, or add the endpoint to the provider definition.",
             )
         return value
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_endpoint_url(url: str, *, what: str) -> str:
@@ -92,7 +73,7 @@ def resolve_endpoints(provider: Any, base_url: str | None = None) -> OAuthEndpoi
     default_base = oauth.get("base_url_default") or getattr(provider, "base_url_default", None)
     chosen_base = base_url or default_base
     values: dict[str, str | None] = {}
-    for key in _ENDPOINT_KEYS:
+    for key in OAUTH_ENDPOINT_KEYS:
         raw = oauth.get(key)
         if raw is None or raw == "":
             values[key] = None

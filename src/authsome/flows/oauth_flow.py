@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authsome.errors import UsageError
 from authsome.flows.browser import Announce
 from authsome.flows.endpoints import OAuthEndpoints, resolve_endpoints
 from authsome.flows.tokens import ClientConfig, TokenSet
+
+if TYPE_CHECKING:
+    from authsome.flows.callback import LoopbackCallback
 
 OAUTH_FLOWS = ("pkce", "device_code", "dcr_pkce")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3
@@ -59,31 +62,29 @@ def run_oauth_flow(
     endpoints = resolve_endpoints(provider, base_url)
     any_port = bool(oauth.get("loopback_any_port"))
 
+    listener = None
+    registered = False
     if flow == "dcr_pkce":
-        return _login_dcr(
-            endpoints,
-            client,
-            scope_list,
-            label=label,
-            timeout=timeout,
-            announce=announce,
-            open_browser=open_browser,
-            opener=opener,
-            authorization_params=oauth.get("authorization_params"),
-            on_registered=on_registered,
+        endpoints, client, listener = _dcr_client(
+            endpoints, client, scope_list, label=label, announce=announce, on_registered=on_registered
         )
-    if flow not in OAUTH_FLOWS:
-        raise UsageError(f"Unknown OAuth flow {flow!r} for {provider.name}.", hint="Use pkce, device_code or dcr_pkce.")
-    if client is None:
-        raise UsageError(
-            f"The provider {provider.name} needs an OAuth client id for the {flow} flow.",
-            hint=_client_hint(provider, oauth),
-        )
-    if flow == "device_code":
-        from authsome.flows.device_code import login_device_code
+        registered = listener is not None
+        any_port = True  # a native client may use any loopback port (RFC 8252 section 7.3)
+    else:
+        if flow not in OAUTH_FLOWS:
+            raise UsageError(
+                f"Unknown OAuth flow {flow!r} for {provider.name}.", hint="Use pkce, device_code or dcr_pkce."
+            )
+        if client is None:
+            raise UsageError(
+                f"The provider {provider.name} needs an OAuth client id for the {flow} flow.",
+                hint=_client_hint(provider, oauth),
+            )
+        if flow == "device_code":
+            from authsome.flows.device_code import login_device_code
 
-        tokens = login_device_code(endpoints, client, scope_list, label=label, timeout=timeout, announce=announce)
-        return OAuthLoginResult(tokens, client)
+            tokens = login_device_code(endpoints, client, scope_list, label=label, timeout=timeout, announce=announce)
+            return OAuthLoginResult(tokens, client)
 
     from authsome.flows.pkce import login_pkce
 
@@ -97,59 +98,45 @@ def run_oauth_flow(
         any_loopback_port=any_port,
         open_browser=open_browser,
         opener=opener,
+        listener=listener,
         authorization_params=oauth.get("authorization_params"),
     )
-    return OAuthLoginResult(tokens, client)
+    return OAuthLoginResult(tokens, client, registered)
 
 
-def _login_dcr(
+def _dcr_client(
     endpoints: OAuthEndpoints,
     client: ClientConfig | None,
     scopes: tuple[str, ...],
     *,
     label: str,
-    timeout: float,
     announce: Announce,
-    open_browser: bool,
-    opener: Callable[[str], object] | None,
-    authorization_params: dict | None,
     on_registered: Callable[[ClientConfig], object] | None,
-) -> OAuthLoginResult:
+) -> tuple[OAuthEndpoints, ClientConfig, LoopbackCallback | None]:
+    """The endpoints (discovered when incomplete) and the client for a ``dcr_pkce`` login.
+
+    Without ``client`` one is registered, and the listener it was registered for is
+    returned too (open: the login must use exactly that redirect URI).
+    """
     from authsome.flows.callback import LoopbackCallback
     from authsome.flows.dcr import discover, register_client
-    from authsome.flows.pkce import login_pkce
 
     if not (endpoints.registration_url and endpoints.authorization_url and endpoints.token_url):
         endpoints = discover(endpoints)
-    registered = False
-    listener = None
-    if client is None:
-        # Register exactly the redirect URI this login listens on (a native client: RFC 8252
-        # lets later logins use another loopback port if this one is busy then).
-        listener = LoopbackCallback(0)
-        try:
-            client = register_client(endpoints, redirect_uris=[listener.redirect_uri], scopes=scopes)
-            if on_registered is not None:
-                on_registered(client)
-        except BaseException:
-            listener.close()
-            raise
-        registered = True
-        announce(f"Registered an OAuth client for {label}.")
-    tokens = login_pkce(
-        endpoints,
-        client,
-        scopes,
-        label=label,
-        timeout=timeout,
-        announce=announce,
-        any_loopback_port=True,
-        open_browser=open_browser,
-        opener=opener,
-        listener=listener,
-        authorization_params=authorization_params,
-    )
-    return OAuthLoginResult(tokens, client, registered)
+    if client is not None:
+        return endpoints, client, None
+    # Register exactly the redirect URI this login listens on (a native client: RFC 8252
+    # lets later logins use another loopback port if this one is busy then).
+    listener = LoopbackCallback(0)
+    try:
+        client = register_client(endpoints, redirect_uris=[listener.redirect_uri], scopes=scopes)
+        if on_registered is not None:
+            on_registered(client)
+    except BaseException:
+        listener.close()
+        raise
+    announce(f"Registered an OAuth client for {label}.")
+    return endpoints, client, listener
 
 
 def _client_hint(provider: Any, oauth: dict) -> str:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from authsome.providers.model import OAUTH_FLOWS, has_control_characters
 
-_OAUTH_URLS = (
+# The endpoints a login flow may call (authsome.flows.endpoints resolves exactly these).
+OAUTH_ENDPOINT_KEYS = (
     "authorization_url",
     "token_url",
     "device_authorization_url",
     "registration_url",
     "revocation_url",
     "discovery_url",
+)
+_OAUTH_URLS = (
+    *OAUTH_ENDPOINT_KEYS,
     "userinfo_url",
     "app_setup_url",
     "base_url_default",

@@ -7,6 +7,7 @@ field, e.g. ``field 'hosts[1]'``. See docs/provider-format.md.
 from __future__ import annotations
 
 from authsome.errors import ProviderDefinitionError
+from authsome.loopback import is_loopback_host
 from authsome.providers.model import OAUTH_FLOWS, CredentialField, Provider, has_control_characters
 
 FLOWS = ("api_key", *OAUTH_FLOWS)
@@ -150,20 +151,9 @@ def _url_problem(value: object, template_ok: bool) -> str | None:
     canonical = normalize_host(host)
     if parts.scheme == "https" and canonical:
         return None
-    if parts.scheme == "http" and _is_loopback(host):
+    if parts.scheme == "http" and is_loopback_host(host):
         return None  # local test servers only
     return f"{value!r} must be an https URL."
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_provider(data: dict, *, source: str, path: str | None = None) -> Provider:

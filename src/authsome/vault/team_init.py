@@ -14,6 +14,7 @@ import os
 from urllib.parse import urlsplit
 
 from authsome.errors import StoreError, UsageError
+from authsome.loopback import is_loopback_host
 from authsome.vault.openbao_auth import (
     APPROLE_TOKEN_RECORD,
     SECRET_ID_ENV_VAR,
@@ -38,7 +39,7 @@ def team_settings(urls, mount: str | None, prefix: str | None, auth: str | None,
             raise UsageError(f"'{url}' is not an http(s) URL of an engine.", hint="e.g. --url https://bao.example:8200")
         if parts.username or parts.password or parts.query:
             raise UsageError(f"The engine URL '{parts.hostname}' must not carry credentials or a query.")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise UsageError(
                 f"'{url}' would send the engine token unencrypted over the network.",
                 hint="Use https:// (plain http is accepted for loopback addresses only).",
@@ -134,14 +135,3 @@ def switch_to_local(home, config: dict) -> dict:
     config["backend"] = "local"
     home.save_config(config)
     return config
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
