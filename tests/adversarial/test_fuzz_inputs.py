@@ -16,29 +16,14 @@ from hypothesis import strategies as st
 from authsome.errors import ProviderDefinitionError
 from authsome.providers.parse import parse_provider
 from tests.conftest import CLI, canary_key
+from tests.provider_defs import api_key_provider, schema1_api_key_provider
 
 EXAMPLES_INPROC = int(os.environ.get("AUTHSOME_FUZZ_INPROC", "400"))
 EXAMPLES_CLI = int(os.environ.get("AUTHSOME_FUZZ_CLI", "30"))
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
-BASE = {
-    "name": "acme",
-    "display_name": "Acme",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "hosts": ["api.acme.example"],
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
-}
-LEGACY = {
-    "schema_version": 1,
-    "name": "acme",
-    "display_name": "Acme",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "host_url": "api.acme.example",
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
-    "export": {"env": {"api_key": "ACME_API_KEY"}},
-}
+BASE = api_key_provider()
+LEGACY = schema1_api_key_provider()
 KEYS = sorted(
     {
         *BASE,

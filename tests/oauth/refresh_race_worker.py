@@ -9,18 +9,16 @@ the real per-connection fcntl lock. Prints the access token's SHA-256 on success
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
-from authsome.errors import AuthsomeError
-from authsome.flows.endpoints import OAuthEndpoints
-from authsome.flows.refresh import refresh_single_flight, refresh_tokens
-from authsome.flows.tokens import ClientConfig, TokenSet
-from authsome.vault.locks import connection_lock
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: make `tests` importable
+
+from authsome.flows.tokens import TokenSet  # noqa: E402
+from authsome.vault.locks import connection_lock  # noqa: E402
+from tests.refresh_race import CONNECTION, PROVIDER, race_refresh  # noqa: E402
 
 
 def main() -> int:
@@ -43,27 +41,10 @@ def main() -> int:
     def mark_expired() -> None:
         (state_dir / "expired").write_text("1")
 
-    endpoints = OAuthEndpoints(provider="localauth", token_url=f"{issuer}/token")
-    deadline = time.monotonic() + 30
-    while not start_file.exists():  # start together
-        if time.monotonic() > deadline:
-            return 3
-        time.sleep(0.005)
-    try:
-        tokens = refresh_single_flight(
-            load=load,
-            refresh=lambda old: refresh_tokens(
-                endpoints, ClientConfig("authsome-public"), old, label="localauth (default)", login_command="x"
-            ),
-            save=save,
-            mark_expired=mark_expired,
-            lock=lambda: connection_lock(state_dir, "localauth", "default"),
-        )
-    except AuthsomeError as exc:
-        print(f"ERROR {exc.type} {exc.exit_code}")
-        return 0
-    print(hashlib.sha256(tokens.access_token.encode()).hexdigest())
-    return 0
+    def lock():
+        return connection_lock(state_dir, PROVIDER, CONNECTION)
+
+    return race_refresh(issuer, start_file, load=load, save=save, mark_expired=mark_expired, lock=lock)
 
 
 if __name__ == "__main__":

@@ -9,25 +9,10 @@ import pytest
 
 from authsome.errors import InvalidCredentialError, NotLoggedInError, ProviderDefinitionError
 from authsome.providers import parse_provider
+from tests.provider_defs import api_key_provider, schema1_api_key_provider
 
-ACME = {
-    "name": "acme",
-    "display_name": "Acme",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "hosts": ["api.acme.example"],
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
-}
-SCHEMA1 = {
-    "schema_version": 1,
-    "name": "acme",
-    "display_name": "Acme",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "host_url": "api.acme.example",
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
-    "export": {"env": {"api_key": "ACME_API_KEY"}},
-}
+ACME = api_key_provider()
+SCHEMA1 = schema1_api_key_provider()
 
 
 def with_changes(base: dict, **changes) -> dict:

@@ -10,15 +10,9 @@ import pytest
 
 from authsome.errors import ProviderDefinitionError, UnknownProviderError
 from authsome.providers import ProviderRegistry
+from tests.provider_defs import api_key_provider
 
-ACME = {
-    "name": "acme",
-    "display_name": "Acme",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "hosts": ["api.acme.example"],
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "ACME_API_KEY"},
-}
+ACME = api_key_provider()
 
 
 def write(path, data) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.team.bao_server import _scrubbed_env, bao_binary, free_port, wait_healthy
+from tests.team.bao_server import _scrubbed_env, bao_binary, free_port, stop_process, wait_healthy
 
 READY_SECONDS = 60
 
@@ -66,12 +66,7 @@ class Node:
 
     def stop(self) -> None:
         if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            stop_process(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None

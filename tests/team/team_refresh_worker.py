@@ -8,21 +8,17 @@ token's SHA-256 on success, or ``ERROR <type> <exit code>``.
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import time
 from pathlib import Path
 
-from authsome.errors import AuthsomeError
-from authsome.flows.endpoints import OAuthEndpoints
-from authsome.flows.oauth_records import token_secrets, tokens_from_record
-from authsome.flows.refresh import refresh_single_flight, refresh_tokens
-from authsome.flows.tokens import ClientConfig, TokenSet
-from authsome.home import Home
-from authsome.vault.backend import open_store
-from authsome.vault.openbao_lease import refresh_lock
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: make `tests` importable
 
-PROVIDER, CONNECTION = "localauth", "default"
+from authsome.flows.oauth_records import token_secrets, tokens_from_record  # noqa: E402
+from authsome.flows.tokens import TokenSet  # noqa: E402
+from authsome.home import Home  # noqa: E402
+from authsome.vault.backend import open_store  # noqa: E402
+from authsome.vault.openbao_lease import refresh_lock  # noqa: E402
+from tests.refresh_race import CONNECTION, PROVIDER, race_refresh  # noqa: E402
 
 
 def main() -> int:
@@ -54,30 +50,13 @@ def main() -> int:
     def mark_expired() -> None:
         store.update_status(PROVIDER, CONNECTION, "expired", expected_version=latest["record"].version)
 
-    endpoints = OAuthEndpoints(provider=PROVIDER, token_url=f"{issuer}/token")
-    deadline = time.monotonic() + 30
-    while not start_file.exists():  # start together
-        if time.monotonic() > deadline:
-            return 3
-        time.sleep(0.005)
+    def lock():
+        return refresh_lock(home.path, store, PROVIDER, CONNECTION)
+
     try:
-        tokens = refresh_single_flight(
-            load=load,
-            refresh=lambda old: refresh_tokens(
-                endpoints, ClientConfig("authsome-public"), old, label="localauth (default)", login_command="x"
-            ),
-            save=save,
-            mark_expired=mark_expired,
-            lock=lambda: refresh_lock(home.path, store, PROVIDER, CONNECTION),
-        )
-    except AuthsomeError as exc:
-        print(f"ERROR {exc.type} {exc.exit_code}")
-        print(exc.message, file=sys.stderr)
-        return 0
+        return race_refresh(issuer, start_file, load=load, save=save, mark_expired=mark_expired, lock=lock)
     finally:
         store.close()
-    print(hashlib.sha256(tokens.access_token.encode()).hexdigest())
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from tests.provider_defs import api_key_provider
+
 HOSTS = [
     "api.openai.com",
     "api.anthropic.com",
@@ -14,24 +16,10 @@ HOSTS = [
 OPENAI_KEY = "sk-test" + secrets.token_hex(16)
 ANTHROPIC_KEY = "sk-ant-test" + secrets.token_hex(16)
 
-OPENAI = {
-    "schema_version": 2,
-    "name": "openai",
-    "display_name": "OpenAI",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "hosts": ["api.openai.com"],
-    "api_key": {"header_name": "Authorization", "header_prefix": "Bearer", "env_var": "OPENAI_API_KEY"},
-}
-ANTHROPIC = {
-    "schema_version": 2,
-    "name": "anthropic",
-    "display_name": "Anthropic",
-    "auth_type": "api_key",
-    "flow": "api_key",
-    "hosts": ["api.anthropic.com"],
-    "api_key": {"header_name": "x-api-key", "header_prefix": "", "env_var": "ANTHROPIC_API_KEY"},
-}
+OPENAI = api_key_provider("openai", "OpenAI", host="api.openai.com", schema_version=2)
+ANTHROPIC = api_key_provider(
+    "anthropic", "Anthropic", host="api.anthropic.com", header_name="x-api-key", header_prefix="", schema_version=2
+)
 DEFAULT_ROUTES = [
     {"provider": OPENAI, "secrets": {"api_key": OPENAI_KEY}},
     {"provider": ANTHROPIC, "secrets": {"api_key": ANTHROPIC_KEY}},

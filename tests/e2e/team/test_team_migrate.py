@@ -26,6 +26,22 @@ def _secret(cli, provider, connection=None) -> str:
     return proc.stdout.strip()
 
 
+def _migrate_to_team_vault(cli, bao, prefix: str):
+    """``migrate --to openbao`` with the root token on stdin (never in argv)."""
+    return cli(
+        "migrate",
+        "--to",
+        "openbao",
+        "--url",
+        bao.url,
+        "--prefix",
+        prefix,
+        "--stdin",
+        "--json",
+        input=bao.root_token + "\n",
+    )
+
+
 def test_migrate_to_the_team_vault_and_back(tmp_path, bao, prefix):
     cli = TeamCLI(tmp_path / "home", bao, prefix)
     keys = {
@@ -38,18 +54,7 @@ def test_migrate_to_the_team_vault_and_back(tmp_path, bao, prefix):
     cli.login_stdin("anthropic", keys[("anthropic", None)])
     assert cli("set-default", "openai", "work").returncode == 0
 
-    moved = cli(
-        "migrate",
-        "--to",
-        "openbao",
-        "--url",
-        bao.url,
-        "--prefix",
-        prefix,
-        "--stdin",
-        "--json",
-        input=bao.root_token + "\n",
-    )
+    moved = _migrate_to_team_vault(cli, bao, prefix)
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout) == {
         "to": "openbao",
@@ -84,18 +89,7 @@ def test_migrate_stops_on_a_conflict_and_keeps_the_source(tmp_path, bao, prefix,
     cli = TeamCLI(tmp_path / "home", bao, prefix)
     mine = canary_key()
     cli.login_stdin("openai", mine)
-    proc = cli(
-        "migrate",
-        "--to",
-        "openbao",
-        "--url",
-        bao.url,
-        "--prefix",
-        prefix,
-        "--stdin",
-        "--json",
-        input=bao.root_token + "\n",
-    )
+    proc = _migrate_to_team_vault(cli, bao, prefix)
     assert proc.returncode == 7, proc.stderr
     error = json.loads(proc.stdout)["error"]
     assert error["type"] == "conflict" and "openai (default)" in error["message"]

@@ -12,6 +12,25 @@ def _error(proc) -> dict:
     return json.loads(proc.stdout)["error"]
 
 
+def _init_with_approle(cli, bao, prefix: str, role_id: str, secret_id: str):
+    """``init`` against ``bao`` with AppRole auth; the secret id only in the environment, as documented."""
+    return cli(
+        "init",
+        "--backend",
+        "openbao",
+        "--url",
+        bao.url,
+        "--prefix",
+        prefix,
+        "--auth",
+        "approle",
+        "--role-id",
+        role_id,
+        "--json",
+        env={"VAULT_SECRET_ID": secret_id},
+    )
+
+
 def test_agent_host_reads_only_its_path(team_cli_factory, bao):
     admin = team_cli_factory("admin")
     openai_key, anthropic_key = canary_key(), canary_key("sk-ant-")
@@ -59,21 +78,7 @@ def test_approle_host_logs_in_with_a_secret_id_from_the_environment(team_cli_fac
     role_id, secret_id = bao.approle(f"ci-{prefix}", [policy])
 
     ci = team_cli_factory("ci", init=False)
-    init = ci(
-        "init",
-        "--backend",
-        "openbao",
-        "--url",
-        bao.url,
-        "--prefix",
-        prefix,
-        "--auth",
-        "approle",
-        "--role-id",
-        role_id,
-        "--json",
-        env={"VAULT_SECRET_ID": secret_id},
-    )
+    init = _init_with_approle(ci, bao, prefix, role_id, secret_id)
     assert init.returncode == 0, init.stderr
     assert policy in json.loads(init.stdout)["policies"]
     assert secret_id not in (ci.home / "config.json").read_text()
@@ -101,21 +106,7 @@ def test_approle_host_logs_in_with_a_secret_id_from_the_environment(team_cli_fac
 def test_approle_with_a_wrong_secret_id_is_refused_at_init(team_cli_factory, bao, prefix):
     role_id, _secret_id = bao.approle(f"bad-{prefix}", ["default"])
     ci = team_cli_factory("ci", init=False)
-    proc = ci(
-        "init",
-        "--backend",
-        "openbao",
-        "--url",
-        bao.url,
-        "--prefix",
-        prefix,
-        "--auth",
-        "approle",
-        "--role-id",
-        role_id,
-        "--json",
-        env={"VAULT_SECRET_ID": "wrong-secret-id"},
-    )
+    proc = _init_with_approle(ci, bao, prefix, role_id, "wrong-secret-id")
     assert proc.returncode == 7, proc.stderr
     assert "wrong-secret-id" not in proc.stdout + proc.stderr
     assert not (ci.home / "config.json").exists()
