@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.secret_input.conftest import FormRun, openai_request
+from tests.secret_input.conftest import form_runs
 
 
 @pytest.fixture
 def form_run_factory():
     """A real browser-form capture in a thread (no browser); finished at teardown."""
-    runs: list[FormRun] = []
-
-    def start(request=None, **kwargs) -> FormRun:
-        run = FormRun(request or openai_request(), **kwargs).start()
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        if run.running:
-            try:
-                run.submit("sk-teardownKEY0123456789abcdef")
-            except OSError:
-                pass
-            run.thread.join(10)
+    with form_runs("sk-teardownKEY0123456789abcdef") as start:
+        yield start
 
 
 from tests.oauth_server.fixtures import oauth_server, oauth_server_process  # noqa: E402,F401

@@ -70,6 +70,19 @@ def where(trace: bytes, exited: bool) -> str:
     return "after" if trace.endswith(b"C") else "inside"
 
 
+def kill_unless_exited(proc: subprocess.Popen, what: str) -> tuple[bool, str]:
+    """SIGKILL ``proc`` unless it already exited; returns whether it had, and its stderr, which is
+    scanned for canaries under ``what``."""
+    exited = proc.poll() is not None
+    if not exited:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    stderr = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    leakhook.SCANNER.record("cli-output", what, stderr)
+    return exited, stderr
+
+
 def stored(home) -> dict[tuple[str, str], str]:
     """Every connection's secret, read through the library (WAL recovery included), after the vault
     checks of ``doctor`` (SQLite integrity, every sealed field opens, no dangling default); the
@@ -127,13 +140,7 @@ def test_kill9_during_login_rotate_remove(cli, home):
             else:
                 time.sleep(rng.uniform(0, max(durations) * 1.1))
                 seen = b""
-            exited = proc.poll() is not None
-            if not exited:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            stderr = proc.stderr.read().decode(errors="replace")
-            proc.stderr.close()
-            leakhook.SCANNER.record("cli-output", f"stderr of killed 'authsome {' '.join(argv)}'", stderr)
+            exited, stderr = kill_unless_exited(proc, f"stderr of killed 'authsome {' '.join(argv)}'")
             if exited:
                 assert proc.returncode == 0, (argv, proc.returncode, stderr)
                 durations.append(time.monotonic() - t0)

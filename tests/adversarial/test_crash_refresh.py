@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import time
 
 import pytest
 
 from authsome.client import Authsome
-from tests.adversarial import leakhook
-from tests.adversarial.test_crash_kill9 import Trace, where
+from tests.adversarial.test_crash_kill9 import Trace, kill_unless_exited, where
 
 TRIALS = int(os.environ.get("AUTHSOME_CRASH_REFRESH_TRIALS", "50"))
 TIME_BUDGET = float(os.environ.get("AUTHSOME_CRASH_REFRESH_SECONDS", "75"))
@@ -74,13 +72,7 @@ def test_kill9_during_refresh(oauth_cli):
                     time.sleep(rng.uniform(0, 0.003))
             else:
                 time.sleep(rng.uniform(0, max(durations) * 1.1))
-            exited = proc.poll() is not None
-            if not exited:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            stderr = proc.stderr.read().decode(errors="replace")
-            proc.stderr.close()
-            leakhook.SCANNER.record("cli-output", "stderr of a killed refreshing read", stderr)
+            exited, stderr = kill_unless_exited(proc, "stderr of a killed refreshing read")
             assert "Traceback" not in stderr, stderr
             if exited:
                 assert proc.returncode == 0, stderr

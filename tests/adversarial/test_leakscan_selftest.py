@@ -169,16 +169,8 @@ def test_error_message_site():
 
 
 def test_every_site_is_exercised_by_this_file():
-    # Keep SITES and the tests above in step: a new site needs a planted test here.
-    covered = {
-        "cli-output",
-        "process-argv",
-        "process-environ",
-        "home-file",
-        "audit-log",
-        "vault-db",
-        "temp-file",
-        "form-response",
-        "error-message",
-    }
-    assert covered == set(SITES)
+    # Keep SITES and the tests above in step: a new site needs a planted test here that names it
+    # (a site dropped from SITES fails the test that plants it: record() accepts only SITES).
+    source = Path(__file__).read_text()
+    unplanted = [site for site in SITES if f'"{site}"' not in source]
+    assert unplanted == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -137,9 +139,10 @@ class FormRun:
         return self.post({"csrf_token": self.csrf(), "api_key": key})
 
 
-@pytest.fixture
-def form_run():
-    """Start a capture; at teardown, finish it with a valid key if the test left it running."""
+@contextmanager
+def form_runs(teardown_key: str = GOOD_KEY) -> Iterator[Callable[..., FormRun]]:
+    """Yields ``start(request=None, **kwargs)``, which starts a capture; on exit, every capture the
+    test left running is finished with ``teardown_key`` (a valid key)."""
     runs: list[FormRun] = []
 
     def start(request: SecretRequest | None = None, **kwargs) -> FormRun:
@@ -151,10 +154,17 @@ def form_run():
     for run in runs:
         if run.running:
             try:
-                run.submit(GOOD_KEY)
+                run.submit(teardown_key)
             except OSError:
                 pass
             run.thread.join(10)
+
+
+@pytest.fixture
+def form_run():
+    """Start a capture; at teardown, finish it with a valid key if the test left it running."""
+    with form_runs() as start:
+        yield start
 
 
 def child_env(**extra: str) -> dict[str, str]:

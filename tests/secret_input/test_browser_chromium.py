@@ -7,21 +7,12 @@ from html import escape
 
 import pytest
 
+from tests.e2e.oauth.browser_support import CHROMIUM, CHROMIUM_ARGS
+
 from .conftest import BAD_KEY, ERROR, GOOD_KEY, HINT
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # A hostname an attacker controls that resolves to loopback: DNS rebinding.
-    "--host-resolver-rules=MAP rebind.test 127.0.0.1",
-]
+# A hostname an attacker controls that resolves to loopback: DNS rebinding.
+ARGS = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebind.test 127.0.0.1"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium package")
 

@@ -9,40 +9,17 @@ font). Writes JSON lines to FAKE_BROWSER_LOG: the pages seen and the final page'
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from authsome.loopback import is_loopback_host  # noqa: E402
+from tests.e2e.oauth.browser_support import CHROMIUM, CHROMIUM_ARGS, log  # noqa: E402
+
 TIMEOUT_MS = 30_000
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def log(entry: dict) -> None:
-    path = os.environ.get("FAKE_BROWSER_LOG")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
 
 
 def main() -> int:
@@ -51,16 +28,17 @@ def main() -> int:
     url = sys.argv[1]
     deny = os.environ.get("CHROMIUM_CONSENT") == "deny"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             blocked: list[str] = []
 
             def route(r):
-                if is_loopback(r.request.url):
+                host = urlsplit(r.request.url).hostname
+                if is_loopback_host(host):
                     return r.continue_()
-                blocked.append(urlsplit(r.request.url).hostname or "")
+                blocked.append(host or "")
                 return r.abort()
 
             page.route("**/*", route)

@@ -19,14 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from tests.e2e.oauth.browser_support import log  # noqa: E402
 from tests.oauth_server.oauth_test_server import OAuthTestServer  # noqa: E402
-
-
-def log(entry: dict) -> None:
-    path = os.environ.get("FAKE_BROWSER_LOG")
-    if path:
-        with open(path, "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
 
 
 def main() -> int:

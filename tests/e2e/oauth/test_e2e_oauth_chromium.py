@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from .browser_support import CHROMIUM
+
 HERE = Path(__file__).resolve().parent
-CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and not os.environ.get("CI"), reason="Debian's chromium is not installed"
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="Debian's chromium is not installed"
 )
 
 

@@ -6,10 +6,47 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from tests.oauth_server.oauth_test_server import wait_until
 
 CLIENT = ("--client-id", "authsome-public")
+
+
+@contextmanager
+def login_in_background(oauth_cli, *args: str) -> Iterator[subprocess.Popen]:
+    """``authsome login localauth ARGS`` running, its stderr readable; killed if it still runs at exit."""
+    process = subprocess.Popen(
+        [*oauth_cli.command(), "login", "localauth", *args],
+        env=oauth_cli.full_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def read_stderr_until(
+    process: subprocess.Popen, wanted: Callable[[str], bool], timeout: float = 60
+) -> tuple[str | None, str]:
+    """Read stderr line by line until a ``wanted`` line, its end or the deadline: (that line or None, all read)."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if wanted(line):
+            return line, seen
+    return None, seen
 
 
 def test_pkce_login(oauth_cli):
@@ -60,22 +97,8 @@ def test_login_without_client_id_names_the_flag(oauth_cli):
 
 
 def test_device_code_login_approved_by_a_second_client(oauth_cli):
-    process = subprocess.Popen(
-        [*oauth_cli.command(), "login", "localauth", "--flow", "device_code", *CLIENT],
-        env=oauth_cli.full_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        seen = ""
-        deadline = time.monotonic() + 60
-        while "enter the code:" not in seen and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            seen += line
+    with login_in_background(oauth_cli, "--flow", "device_code", *CLIENT) as process:
+        _, seen = read_stderr_until(process, lambda line: "enter the code:" in line)
         user_code = re.search(r"enter the code: (\S+)", seen).group(1)
         assert f"{oauth_cli.server.issuer}/device" in seen
         # approve once the CLI is polling
@@ -87,11 +110,7 @@ def test_device_code_login_approved_by_a_second_client(oauth_cli):
         )
         page = oauth_cli.server.approve_device(user_code)
         assert "Sign-in Success" in page
-        rest, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        process.communicate(timeout=60)
     assert process.returncode == 0, seen
     record = oauth_cli.vault_record()
     assert record.flow == "device_code"
@@ -182,31 +201,13 @@ def test_missing_client_secret_from_env_is_a_clear_error(oauth_cli):
 
 
 def test_no_browser_prints_the_url_to_open_elsewhere(oauth_cli):
-    process = subprocess.Popen(
-        [*oauth_cli.command(), "login", "localauth", "--no-browser", *CLIENT],
-        env=oauth_cli.full_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            if line.strip().startswith(oauth_cli.server.issuer + "/auth?"):
-                url = line.strip()
-        assert url, "the authorization URL was not printed"
-        response = oauth_cli.server.approve(url)  # the user opens it in some browser
+    authorize = oauth_cli.server.issuer + "/auth?"
+    with login_in_background(oauth_cli, "--no-browser", *CLIENT) as process:
+        line, _ = read_stderr_until(process, lambda line: line.strip().startswith(authorize))
+        assert line, "the authorization URL was not printed"
+        response = oauth_cli.server.approve(line.strip())  # the user opens it in some browser
         assert response.status_code == 200
         process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
     assert process.returncode == 0
     assert oauth_cli.browser_events() == []  # $BROWSER was not used
 

@@ -46,6 +46,19 @@ def assert_incremental(arrivals: list[float], sent: list[float]) -> None:
         assert arrivals[i] < sent[i + 1], (i, arrivals, sent)
 
 
+def assert_models_then_stream(result, model: str, *injected: str) -> None:
+    """An SDK child printed its model list, then a stream's timing and the key it held: the list is the
+    upstream's, the stream came incrementally, the key was injected upstream and never seen by the child."""
+    assert result.status == 0, result.stderr
+    models, timing = result.stdout.splitlines()
+    assert json.loads(models) == [model]
+    timing = json.loads(timing)
+    assert timing["key"] == PLACEHOLDER
+    assert_incremental(timing["arrivals"], timing["sent"])
+    assert_injected(result, *injected)
+    assert_no_secret(result)
+
+
 def test_curl(run_in_netns):
     result = run_in_netns(["sh", "-c", 'echo "env=$OPENAI_API_KEY"; curl -sS --fail -D - https://api.openai.com/echo'])
     assert result.status == 0, result.stderr
@@ -130,14 +143,7 @@ def test_openai_sdk_models_and_stream(run_in_netns):
         print(json.dumps({"arrivals": arrivals, "sent": sent, "key": os.environ["OPENAI_API_KEY"]}))
     """
     result = run_in_netns(python_child(code))
-    assert result.status == 0, result.stderr
-    models, timing = result.stdout.splitlines()
-    assert json.loads(models) == ["gpt-test"]
-    timing = json.loads(timing)
-    assert timing["key"] == PLACEHOLDER
-    assert_incremental(timing["arrivals"], timing["sent"])
-    assert_injected(result)
-    assert_no_secret(result)
+    assert_models_then_stream(result, "gpt-test")
 
 
 def test_anthropic_sdk_stream(run_in_netns):
@@ -154,14 +160,7 @@ def test_anthropic_sdk_stream(run_in_netns):
         print(json.dumps({"arrivals": arrivals, "sent": sent, "key": os.environ["ANTHROPIC_API_KEY"]}))
     """
     result = run_in_netns(python_child(code))
-    assert result.status == 0, result.stderr
-    models, timing = result.stdout.splitlines()
-    assert json.loads(models) == ["claude-test"]
-    timing = json.loads(timing)
-    assert timing["key"] == PLACEHOLDER
-    assert_incremental(timing["arrivals"], timing["sent"])
-    assert_injected(result, "api.anthropic.com", "x-api-key", ANTHROPIC_KEY)
-    assert_no_secret(result)
+    assert_models_then_stream(result, "claude-test", "api.anthropic.com", "x-api-key", ANTHROPIC_KEY)
 
 
 def test_requests_chunked_stream(run_in_netns):
