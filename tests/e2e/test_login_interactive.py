@@ -8,10 +8,7 @@ from pathlib import Path
 import pexpect
 
 from tests.conftest import AUTHSOME, canary_key
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.e2e.oauth.browser_support import CHROMIUM, CHROMIUM_ARGS
 
 
 def _wait_for(path: Path, timeout: float = 20) -> str:

@@ -21,6 +21,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from tests.processes import stop_process
+
 HERE = Path(__file__).resolve().parent
 SERVER_JS = HERE / "server.js"
 
@@ -97,13 +99,8 @@ class OAuthTestServer:
 
     def stop(self) -> None:
         self._http.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
 
     # -- test-only control ---------------------------------------------------
     def state(self) -> dict:

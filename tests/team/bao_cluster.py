@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-from tests.team.bao_server import _scrubbed_env, bao_binary, free_port, stop_process, wait_healthy
+from tests.processes import stop_process
+from tests.team.bao_server import _scrubbed_env, bao_binary, free_port, wait_healthy
 
 READY_SECONDS = 60
 

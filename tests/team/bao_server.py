@@ -15,6 +15,8 @@ import time
 
 import requests
 
+from tests.processes import stop_process
+
 STARTUP_SECONDS = 30
 
 
@@ -31,17 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """Stop ``proc`` if it still runs: SIGTERM, then SIGKILL if it is not gone within 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _scrubbed_env() -> dict:
