@@ -44,9 +44,11 @@ def _scrubbed_env() -> dict:
 class DevServer:
     """``bao server -dev`` (in-memory, unsealed, KV v2 at secret/)."""
 
-    def __init__(self, log_path) -> None:
+    def __init__(self, log_path, tls_dir=None) -> None:
+        """With ``tls_dir``: ``-dev-tls``, its CA written there as ``vault-ca.pem`` (``self.ca``)."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls_dir else 'http'}://127.0.0.1:{self.port}"
+        self.ca = f"{tls_dir}/vault-ca.pem" if tls_dir else None
         self.root_token = "root-" + secrets.token_hex(12)
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -57,13 +59,14 @@ class DevServer:
                 f"-dev-root-token-id={self.root_token}",
                 f"-dev-listen-address=127.0.0.1:{self.port}",
                 "-dev-no-store-token",
+                *([f"-dev-tls-cert-dir={tls_dir}", "-dev-tls"] if tls_dir else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=_scrubbed_env(),
         )
-        wait_healthy(self.url, self.proc)
+        wait_healthy(self.url, self.proc, verify=self.ca)
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -77,6 +80,7 @@ class DevServer:
             json=json,
             headers={"X-Vault-Token": token or self.root_token},
             timeout=10,
+            verify=self.ca or True,
         )
         if response.status_code >= 400 and response.status_code != 404:
             raise AssertionError(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
@@ -111,18 +115,23 @@ class DevServer:
         return role_id, secret_id
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = STARTUP_SECONDS, standby_ok: bool = False) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen, timeout: float = STARTUP_SECONDS, standby_ok: bool = False, verify=None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"bao exited with code {proc.returncode} while starting")
         try:
             response = requests.get(
-                f"{url}/v1/sys/health", params={"standbyok": "true"} if standby_ok else None, timeout=1
+                f"{url}/v1/sys/health",
+                params={"standbyok": "true"} if standby_ok else None,
+                timeout=1,
+                verify=verify or True,
             )
             if response.status_code == 200:
                 return
-        except requests.RequestException:
+        except (requests.RequestException, OSError):  # OSError: a -dev-tls CA file not written yet
             pass
         time.sleep(0.1)
     raise RuntimeError(f"bao at {url} was not healthy within {timeout:.0f} s")

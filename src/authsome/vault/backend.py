@@ -8,7 +8,7 @@ BACKENDS = ("local", "openbao")
 
 
 def open_store(home, config: dict | None, ask_passphrase=None, notice=None):
-    """The store of ``home``. The team backend's modules (and hvac) load only for a team home."""
+    """The store of ``home``. The team backend's modules (and its HTTP client) load only for a team home."""
     from authsome.vault.local import open_local_store
 
     local = open_local_store(home, config, ask_passphrase=ask_passphrase)

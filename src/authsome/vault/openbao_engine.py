@@ -15,8 +15,8 @@ holder's saved tokens. Engine refusals become
 ``ForbiddenError``; a check-and-set mismatch becomes ``CasMismatch`` for the
 store to turn into a ``ConflictError`` that names the connection.
 
-``hvac`` (and ``requests`` under it) is imported here only, so the local
-backend never pays for it.
+The HTTP client is the standard library's (``openbao_http``), imported only
+when a team engine is used, so the local backend never pays for it.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Engine:
         self.urls = [u.rstrip("/") for u in urls]
         self._token_provider = token_provider
         self._token: str | None = None
-        self._adapters: dict[str, object] = {}
+        self._nodes: dict[str, object] = {}  # url -> openbao_http.Node (its kept-alive connection)
         self._preferred = 0
         self._index: tuple[int, str] | None = None  # (raft index, header value): the newest state seen
         self.connect_timeout = connect_timeout
@@ -67,13 +67,6 @@ class Engine:
         """The URL that answered last (the first configured one before any request)."""
         return self.urls[self._preferred]
 
-    def _adapter(self, url: str):
-        adapter = self._adapters.get(url)
-        if adapter is None:
-            adapter = _raw_adapter(url, self.token())
-            self._adapters[url] = adapter
-        return adapter
-
     def token(self) -> str:
         if self._token is None:
             self._token = self._token_provider()
@@ -81,13 +74,11 @@ class Engine:
 
     def set_token(self, token: str) -> None:
         self._token = token
-        for adapter in self._adapters.values():
-            adapter.token = token
 
     def close(self) -> None:
-        for adapter in self._adapters.values():
-            adapter.close()
-        self._adapters.clear()
+        for node in self._nodes.values():
+            node.close()
+        self._nodes.clear()
 
     def _note_index(self, value: str | None) -> None:
         """Keep the newest X-Vault-Index (base64 JSON {"cluster", "value"}; opaque if it is not)."""
@@ -113,9 +104,15 @@ class Engine:
             return self._request(method, path, what=what, json=json, token=token)
 
     def _request(self, method: str, path: str, *, what: str, json: dict | None, token: str | None):
-        import hvac.exceptions as hx
-        import requests
+        from authsome.vault.openbao_http import Dropped, Unreachable
 
+        headers = {"X-Vault-Token": token if token is not None else self.token(), "X-Vault-Request": "true"}
+        body = None
+        if json is not None:
+            import json as json_module
+
+            body = json_module.dumps(json).encode()
+            headers["Content-Type"] = "application/json"
         deadline = time.monotonic() + self.total_timeout
         while True:
             failures: list[str] = []
@@ -126,61 +123,41 @@ class Engine:
                 if remaining <= 0:
                     failures.append(f"{url} (not tried: {self.total_timeout:.0f} s spent)")
                     continue
-                adapter = self._adapter(url) if token is None else _raw_adapter(url, token)
-                adapter._kwargs["timeout"] = (min(self.connect_timeout, remaining), remaining)
-                headers = {INDEX_HEADER: self._index[1]} if self._index else None
+                if self._index:
+                    headers[INDEX_HEADER] = self._index[1]
                 try:
-                    answer = adapter.request(method, f"/v1/{path}", json=json, headers=headers)
-                except (requests.ConnectionError, requests.Timeout):
-                    failures.append(f"{url} (unreachable)")
+                    answer = self._node(url).exchange(
+                        method, path, body, headers, min(self.connect_timeout, remaining), remaining
+                    )
+                except Unreachable as exc:
+                    failures.append(f"{url} (unreachable: {exc})")
                     continue
-                except requests.RequestException as exc:  # e.g. the connection dropped mid-answer
-                    failures.append(f"{url} ({type(exc).__name__})")
+                except Dropped as exc:  # e.g. the connection dropped mid-answer
+                    failures.append(f"{url} ({exc})")
                     leaderless = True
                     continue
-                except (hx.InternalServerError, hx.BadGateway, hx.VaultDown, hx.VaultNotInitialized) as exc:
-                    failures.append(f"{url} ({_status_text(exc)})")
-                    leaderless = True
-                    continue
-                except hx.RateLimitExceeded:  # a standby that has not applied our index yet
-                    failures.append(f"{url} (HTTP 429, catching up)")
-                    leaderless = True
-                    continue
-                except hx.InvalidPath:
-                    self._preferred = self.urls.index(url)
-                    return None
-                except hx.Forbidden:
-                    raise ForbiddenError(
-                        f"The team vault at {url} refused to {what}: its policy does not allow this token "
-                        f"to {_verb(method)} {path} (or the token has expired).",
-                        hint="Run 'authsome whoami' to see the token's policies; ask the vault's administrator "
-                        "for access, or use a home whose token is allowed.",
-                    ) from None
-                except hx.InvalidRequest as exc:
-                    if _is_cas_mismatch(exc):
-                        raise CasMismatch() from None
-                    raise StoreError(
-                        f"The team vault at {url} rejected the request to {what}: {_errors(exc)}."
-                    ) from None
-                except hx.Unauthorized:
-                    raise ForbiddenError(
-                        f"The team vault at {url} did not accept the token while trying to {what}.",
-                        hint="Set VAULT_TOKEN, or run 'authsome init --backend openbao' again to store a new token.",
-                    ) from None
-                except hx.VaultError as exc:
-                    raise StoreError(f"The team vault at {url} failed to {what}: {_status_text(exc)}.") from None
-                if 300 <= answer.status_code < 400:
+                status = answer.status
+                if 300 <= status < 400:
                     # A standby that redirects instead of forwarding: redirects are never followed
                     # (the token header would go along); the active node is among the other URLs.
-                    failures.append(f"{url} (HTTP {answer.status_code}, a standby node)")
+                    failures.append(f"{url} (HTTP {status}, a standby node)")
                     leaderless = True
                     continue
+                if status in _RETRIED:
+                    failures.append(f"{url} ({_RETRIED[status]}{_detail(answer)})")
+                    leaderless = True
+                    continue
+                if status == 404:
+                    self._preferred = self.urls.index(url)
+                    return None
+                if status >= 400:
+                    self._refuse(status, answer, url, method, path, what)
                 self._preferred = self.urls.index(url)
                 self._note_index(answer.headers.get(INDEX_HEADER))
-                if answer.status_code == 204 or not answer.content:
+                if status == 204 or not answer.body:
                     return None
                 try:
-                    return answer.json()
+                    return json_loads(answer.body)
                 except ValueError:
                     raise StoreError(f"The team vault at {url} answered with something that is not JSON.") from None
             if not leaderless or time.monotonic() + RETRY_PAUSE >= deadline:
@@ -192,36 +169,69 @@ class Engine:
             "'authsome whoami' shows them.",
         )
 
+    def _node(self, url: str):
+        node = self._nodes.get(url)
+        if node is None:
+            from authsome.vault.openbao_http import Node
 
-def _raw_adapter(url: str, token: str):
-    import os
+            node = self._nodes[url] = Node(url)
+        return node
 
-    from hvac.adapters import RawAdapter
+    @staticmethod
+    def _refuse(status: int, answer, url: str, method: str, path: str, what: str) -> None:
+        """Raise the error for a 4xx/5xx answer that no other node would answer differently."""
+        if status == 403:
+            raise ForbiddenError(
+                f"The team vault at {url} refused to {what}: its policy does not allow this token "
+                f"to {_verb(method)} {path} (or the token has expired).",
+                hint="Run 'authsome whoami' to see the token's policies; ask the vault's administrator "
+                "for access, or use a home whose token is allowed.",
+            )
+        if status == 401:
+            raise ForbiddenError(
+                f"The team vault at {url} did not accept the token while trying to {what}.",
+                hint="Set VAULT_TOKEN, or run 'authsome init --backend openbao' again to store a new token.",
+            )
+        errors = _errors(answer)
+        if status == 400:
+            if any("check-and-set" in error for error in errors):
+                raise CasMismatch()
+            raise StoreError(f"The team vault at {url} rejected the request to {what}: {_joined(errors, status)}.")
+        raise StoreError(f"The team vault at {url} failed to {what}: HTTP {status}{_detail(answer)}.")
 
-    # The engine's private CA, as the bao / vault CLIs read it; otherwise the usual trust store.
-    verify = os.environ.get("VAULT_CACERT") or os.environ.get("BAO_CACERT") or True
-    return RawAdapter(base_uri=url, token=token, allow_redirects=False, verify=verify)
+
+# Answers after which another node, or the same one a moment later, may do better.
+_RETRIED = {
+    429: "HTTP 429, catching up",  # a standby that has not applied our index yet
+    500: "HTTP 500",
+    501: "HTTP 501, not initialised",
+    502: "HTTP 502",
+    503: "HTTP 503, sealed or no leader",
+}
 
 
-def _errors(exc) -> str:
-    errors = getattr(exc, "errors", None) or []
-    # Engine error texts describe paths and policies, never the token or secret data.
-    return "; ".join(str(e) for e in errors)[:300] or type(exc).__name__
+def json_loads(data: bytes):
+    import json
+
+    return json.loads(data)
 
 
-def _status_text(exc) -> str:
-    names = {
-        "InternalServerError": "HTTP 500",
-        "BadGateway": "HTTP 502",
-        "VaultDown": "HTTP 503, sealed or no leader",
-        "VaultNotInitialized": "HTTP 501, not initialised",
-    }
-    detail = _errors(exc)
-    return names.get(type(exc).__name__, type(exc).__name__) + (f": {detail}" if detail != type(exc).__name__ else "")
+def _errors(answer) -> list[str]:
+    """The ``errors`` list of an engine's error answer (texts about paths and policies, never secrets)."""
+    try:
+        errors = json_loads(answer.body).get("errors") or []
+    except (ValueError, AttributeError):
+        return []
+    return [str(error) for error in errors] if isinstance(errors, list) else []
 
 
-def _is_cas_mismatch(exc) -> bool:
-    return any("check-and-set" in str(e) for e in (getattr(exc, "errors", None) or []))
+def _joined(errors: list[str], status: int) -> str:
+    return "; ".join(errors)[:300] or f"HTTP {status}"
+
+
+def _detail(answer) -> str:
+    errors = _errors(answer)
+    return f": {'; '.join(errors)[:300]}" if errors else ""
 
 
 def _verb(method: str) -> str:

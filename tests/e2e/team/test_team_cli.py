@@ -160,14 +160,14 @@ def test_unreachable_engine_exits_7_naming_every_url(team_cli_factory, bao):
     assert cli("get", "openai", "--field", "status").stdout.strip() == "connected"
 
 
-def test_local_commands_never_import_hvac(tmp_path):
+def test_local_commands_never_load_the_team_client(tmp_path):
     from tests.conftest import CLI
 
     cli = CLI(tmp_path / "local")
     cli.login_stdin("openai", canary_key())
     probe = (
         "import atexit, sys\n"
-        "atexit.register(lambda: sys.stderr.write('HVAC=%s\\n' % ('hvac' in sys.modules)))\n"
+        "atexit.register(lambda: sys.stderr.write('TEAM=%s\\n' % ('authsome.vault.openbao_http' in sys.modules)))\n"
         "sys.argv = ['authsome'] + sys.argv[1:]\n"
         "from authsome.cli.entry import main\n"
         "main()\n"
@@ -176,7 +176,7 @@ def test_local_commands_never_import_hvac(tmp_path):
     for args in (["get", "openai"], ["get", "openai", "--field", "api_key", "--show-secret"], ["list"]):
         proc = subprocess.run([python, "-c", probe, *args], capture_output=True, text=True, env=cli.env, timeout=60)
         assert proc.returncode == 0, proc.stderr
-        assert "HVAC=False" in proc.stderr, (args, proc.stderr)
+        assert "TEAM=False" in proc.stderr, (args, proc.stderr)
 
 
 def test_run_on_another_machine_injects_from_the_engine_and_hides_engine_variables(team_cli_factory, bao):
