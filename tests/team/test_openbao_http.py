@@ -242,7 +242,8 @@ def test_a_kept_connection_the_engine_closed_is_replaced_once(clean_env):
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (json_answer("200 OK", b"<html>not json</html>"), "not JSON"),
+        (json_answer("200 OK", b"<html>not json</html>"), "not a JSON object"),
+        (json_answer("200 OK", b"[1, 2]"), "not a JSON object"),
         (
             json_answer("400 Bad Request", b'{"errors": ["unsupported path"]}'),
             "rejected the request to read: unsupported path",

@@ -130,7 +130,7 @@ class Engine:
                         method, path, body, headers, min(self.connect_timeout, remaining), remaining
                     )
                 except Unreachable as exc:
-                    failures.append(f"{url} (unreachable: {exc})")
+                    failures.append(f"{url} (unreachable: {exc})")  # e.g. "connection refused"
                     continue
                 except Dropped as exc:  # e.g. the connection dropped mid-answer
                     failures.append(f"{url} ({exc})")
@@ -157,9 +157,12 @@ class Engine:
                 if status == 204 or not answer.body:
                     return None
                 try:
-                    return json_loads(answer.body)
+                    decoded = _json_loads(answer.body)
                 except ValueError:
-                    raise StoreError(f"The team vault at {url} answered with something that is not JSON.") from None
+                    decoded = None
+                if not isinstance(decoded, dict):
+                    raise StoreError(f"The team vault at {url} answered with something that is not a JSON object.")
+                return decoded
             if not leaderless or time.monotonic() + RETRY_PAUSE >= deadline:
                 break
             time.sleep(RETRY_PAUSE)
@@ -210,7 +213,7 @@ _RETRIED = {
 }
 
 
-def json_loads(data: bytes):
+def _json_loads(data: bytes):
     import json
 
     return json.loads(data)
@@ -219,7 +222,7 @@ def json_loads(data: bytes):
 def _errors(answer) -> list[str]:
     """The ``errors`` list of an engine's error answer (texts about paths and policies, never secrets)."""
     try:
-        errors = json_loads(answer.body).get("errors") or []
+        errors = _json_loads(answer.body).get("errors") or []
     except (ValueError, AttributeError):
         return []
     return [str(error) for error in errors] if isinstance(errors, list) else []

@@ -65,6 +65,17 @@ def _proxy_for(host: str) -> str | None:
     return proxy if "://" in proxy else "http://" + proxy
 
 
+def _reason(exc: BaseException) -> str:
+    """Why a connection could not be made, in a few words (never more than the OS says)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__
+
+
 class Node:
     """One engine URL and its kept-alive connection."""
 
@@ -98,8 +109,7 @@ class Node:
         except ssl.SSLCertVerificationError as exc:
             raise Unreachable(f"TLS certificate not trusted: {exc.verify_message}; see VAULT_CACERT") from None
         except (OSError, http.client.HTTPException) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else "unreachable"
-            raise Unreachable(reason + (" through the HTTPS_PROXY" if proxy else "")) from None
+            raise Unreachable(_reason(exc) + (" through the HTTPS_PROXY" if proxy else "")) from None
         conn.sock.settimeout(total_timeout)
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
