@@ -72,3 +72,42 @@ def test_route_matching_uses_whole_labels():
     assert route.matches("www.googleapis.com") and route.matches("API.OpenAI.com.")
     for host in ("googleapis.com", "evilgoogleapis.com", "api.openai.com.evil.test", "evil-api.openai.com"):
         assert not route.matches(host)
+
+
+def _blocked_signals(native_id: int) -> int:
+    status = open(f"/proc/self/task/{native_id}/status").read()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+
+
+def test_proxy_threads_leave_forwarded_signals_to_the_main_thread():
+    """A signal for `authsome run` must reach the main thread, which forwards it; a proxy
+    thread that took it would leave it unhandled while the main thread waits for the child."""
+    import signal
+    import threading
+    import time
+
+    from authsome.proxy.runner import ProxyThread
+    from authsome.proxy.server import ProxyServer
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    proxy = ProxyThread(ProxyServer([], username="u", password="p"), listener)
+    proxy.start()
+    client = socket.create_connection(listener.getsockname(), timeout=10)  # a connection thread, waiting
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            threads = {t.name: t for t in threading.enumerate()}
+            if "authsome-proxy-conn" in threads:
+                break
+            time.sleep(0.01)
+        wanted = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        for name in ("authsome-proxy", "authsome-proxy-conn"):
+            mask = _blocked_signals(threads[name].native_id)
+            assert all(mask & (1 << (signum - 1)) for signum in wanted), name
+        main_mask = _blocked_signals(threading.main_thread().native_id)
+        assert not any(main_mask & (1 << (signum - 1)) for signum in wanted)
+    finally:
+        client.close()
+        proxy.stop()

@@ -55,7 +55,7 @@ class ProxyThread:
             self._socket.bind(("127.0.0.1", 0))
             self._socket.listen(128)
         address = self._socket.getsockname()
-        self._thread.start()
+        _start_with_signals_blocked(self._thread)
         return address
 
     def _run(self) -> None:
@@ -92,6 +92,24 @@ class ProxyThread:
             self._thread.join(timeout)
         if join and server is not None:
             server.wait_closed(timeout)
+
+
+def _start_with_signals_blocked(thread: threading.Thread) -> None:
+    """Start ``thread`` with the forwarded signals blocked in it, and so in the threads it starts.
+
+    The kernel then hands a signal sent to this process to the main thread. One that
+    landed on a proxy thread would wait for the main thread to run Python again, and
+    the main thread sits in ``waitpid`` until the child ends: it would never be forwarded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        thread.start()
+        return
+    forwarded = {getattr(signal, name) for name in _FORWARDED_SIGNALS if hasattr(signal, name)}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
+    try:
+        thread.start()  # inherits the mask
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one that came meanwhile is handled now
 
 
 def _private_dir() -> str:
