@@ -147,6 +147,17 @@ def test_https_proxy_is_used_through_a_tunnel_with_its_credentials(tls_bao, clea
     assert tls_bao.root_token.encode() not in head  # the token travels inside the TLS tunnel only
 
 
+@pytest.mark.parametrize("proxy", ["http://:8080", "http://proxy.invalid:port"])
+def test_an_unusable_https_proxy_setting_is_a_clear_error(tls_bao, clean_env, proxy):
+    clean_env.setenv("VAULT_CACERT", tls_bao.ca)
+    clean_env.setenv("HTTPS_PROXY", proxy)
+    engine = Engine([tls_bao.url], lambda: tls_bao.root_token, total_timeout=3)
+    with pytest.raises(StoreError) as err:
+        engine.request("GET", "secret/data/anything", what="read")
+    engine.close()
+    assert "HTTPS_PROXY is not a usable proxy URL" in err.value.message
+
+
 @pytest.mark.parametrize("no_proxy", ["127.0.0.1", "localhost,.example,127.0.0.1", "*"])
 def test_no_proxy_exempts_the_engine(tls_bao, clean_env, connect_proxy, no_proxy):
     clean_env.setenv("VAULT_CACERT", tls_bao.ca)

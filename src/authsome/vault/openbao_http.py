@@ -116,11 +116,17 @@ class Node:
 
     def _tunnel(self, proxy: str, timeout: float, context: ssl.SSLContext) -> http.client.HTTPSConnection:
         parts = urlsplit(proxy)
+        try:
+            port = parts.port or 8080
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise Unreachable("HTTPS_PROXY is not a usable proxy URL")
         headers = {}
         if parts.username is not None:
             credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 8080, timeout=timeout, context=context)
+        conn = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout, context=context)
         conn.set_tunnel(self.host, self.port, headers=headers)
         return conn
 
