@@ -98,8 +98,9 @@ def test_proxy_threads_leave_forwarded_signals_to_the_main_thread():
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            threads = {t.name: t for t in threading.enumerate()}
-            if "authsome-proxy-conn" in threads:
+            # A thread is listed from its start(), but has its native id only once it runs.
+            threads = {t.name: t for t in threading.enumerate() if t.native_id is not None}
+            if "authsome-proxy-conn" in threads and "authsome-proxy" in threads:
                 break
             time.sleep(0.01)
         wanted = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
