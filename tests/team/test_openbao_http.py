@@ -16,6 +16,7 @@ import pytest
 from authsome.errors import StoreError
 from authsome.vault.openbao_engine import CasMismatch, Engine
 from authsome.vault.openbao_http import Node
+from tests.proxy.tls_helpers import read_head
 from tests.team.bao_server import DevServer
 
 WAIT = 10.0
@@ -75,11 +76,11 @@ def test_an_unreadable_ca_file_is_named(tls_bao, clean_env, tmp_path):
 # -- HTTPS_PROXY ----------------------------------------------------------------------------------------------
 
 
-class ConnectProxy:
-    """A CONNECT-only relay on 127.0.0.1 that records each request head it receives."""
+class LoopbackServer:
+    """A plain TCP server on 127.0.0.1 that hands each connection to ``_serve`` on its own thread."""
 
     def __init__(self) -> None:
-        self.heads: list[bytes] = []
+        self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -90,20 +91,29 @@ class ConnectProxy:
     def _accept(self) -> None:
         while True:
             try:
-                client, _ = self._listener.accept()
+                conn, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            self.connections += 1
+            conn.settimeout(WAIT)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class ConnectProxy(LoopbackServer):
+    """A CONNECT-only relay that records each request head it receives."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        super().__init__()
 
     def _serve(self, client: socket.socket) -> None:
-        client.settimeout(WAIT)
         with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                piece = client.recv(4096)
-                if not piece:
-                    return
-                head += piece
+            head = read_head(client)
+            if not head.endswith(b"\r\n\r\n"):
+                return
             self.heads.append(head)
             host, _, port = head.split(b" ")[1].decode().rpartition(":")
             with socket.create_connection((host, int(port)), timeout=WAIT) as upstream:
@@ -174,32 +184,16 @@ def test_no_proxy_exempts_the_engine(tls_bao, clean_env, connect_proxy, no_proxy
 # -- kept-alive connections and bad answers (a scripted HTTP server) ------------------------------------------
 
 
-class ScriptedEngine:
+class ScriptedEngine(LoopbackServer):
     """Answers request n with ``answers[n]`` (raw bytes), then closes the connection when told to."""
 
     def __init__(self, answers: list[bytes], close_after_each: bool = False) -> None:
         self.answers = list(answers)
         self.close_after_each = close_after_each
-        self.connections = 0
         self.requests: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(WAIT)
         with conn:
             buffer = b""
             while self.answers:
