@@ -120,3 +120,29 @@ def test_proxy_threads_leave_forwarded_signals_to_the_main_thread():
     finally:
         client.close()
         proxy.stop()
+
+
+def test_a_signal_taken_by_another_thread_still_reaches_the_child(tmp_path):
+    """The kernel may hand a process's signal to any thread that does not block it; the main
+    thread, waiting for the child, must still run the forwarding handler at once."""
+    import signal
+    import threading
+    import time
+
+    ready = tmp_path / "ready"
+    # The child exits 3 on SIGHUP, or 0 by itself after 20 s (the signal never came).
+    script = f'trap "exit 3" HUP; touch {ready}; i=0; while [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done'
+
+    def take_the_signal_here() -> None:
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        signal.pthread_kill(threading.get_ident(), signal.SIGHUP)  # delivered to this thread, not the main one
+
+    helper = threading.Thread(target=take_the_signal_here)
+    helper.start()
+    try:
+        assert threading.current_thread() is threading.main_thread()
+        assert run_with_proxy(["sh", "-c", script], []) == 3
+    finally:
+        helper.join(30)

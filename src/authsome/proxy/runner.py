@@ -290,9 +290,11 @@ def run_with_proxy(
                 return 126
             forwarder.started(child)
             proxy.start()  # after the child: its imports overlap the child's start-up
+            from authsome.child_wait import wait_child
+
             while True:
                 try:
-                    returncode = child.wait()
+                    returncode = wait_child(child)
                     break
                 except KeyboardInterrupt:  # a SIGINT the handler did not catch: keep waiting
                     continue

@@ -97,7 +97,9 @@ class Sandbox:
 
     def wait(self) -> int:
         """bubblewrap's exit status; SetupFailed when it ended without ever running the command."""
-        returncode = self.process.wait()
+        from authsome.child_wait import wait_child
+
+        returncode = wait_child(self.process)
         gate_unread = self._gate_unread()
         if not self.released or gate_unread:
             raise SetupFailed(f"bubblewrap failed while setting up the sandbox (status {returncode})")
