@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -156,13 +157,21 @@ def spawn_in_netns(tmp_path, pki):
     def spawn(cmd: list[str], routes: list[dict] | None = None):
         scenario = NetnsRun(tmp_path, pki, cmd, routes)
         proc = subprocess.Popen(
-            scenario.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=scenario.env, cwd=tmp_path
+            scenario.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=scenario.env,
+            cwd=tmp_path,
+            start_new_session=True,  # its own process group: the teardown ends the child too
         )
         started.append(proc)
         return proc, scenario
 
     yield spawn
     for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # a failed test must not leave the child running
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
